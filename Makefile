@@ -1,0 +1,48 @@
+# nascore — the README's commands. `make test` and `make book` create .venv if missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+NB ?= 01_model_zoo
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+export PYTHONHASHSEED := 0
+
+.PHONY: venv test test-unit test-notebooks book chapter chapters html bench clean-book
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[book,test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Unit tests + every notebook end to end at the smoke profile + strict HTML build.
+test: venv
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+## The main job: run every chapter at PROFILE with papermill into book/, then build the HTML.
+book: venv chapters html
+
+chapters: venv
+	@for nb in $(NOTEBOOKS); do \
+	  $(PY) -m nascore.book run $$(basename $$nb .ipynb) --profile $(PROFILE) || exit 1; \
+	done
+	$(PY) -m nascore.book status
+
+## Re-run one chapter: make chapter NB=01_model_zoo PROFILE=quick
+chapter: venv
+	$(PY) -m nascore.book run $(NB) --profile $(PROFILE)
+	$(PY) -m nascore.book status
+
+## Build the HTML from the executed notebooks in book/ (no compute), warnings are errors.
+html: venv
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --builder html
+
+bench: venv
+	$(PY) benchmarks/bench_training.py
+
+clean-book:
+	rm -rf _build

@@ -1,0 +1,270 @@
+"""CIFAR-10 as uint8 NCHW tensors with a provenance record, and an on-device batch iterator.
+
+Sources, in the order :func:`load_cifar10` tries them (``source="auto"``):
+
+1. ``"torchvision"`` — a torchvision CIFAR-10 copy (``cifar-10-batches-py``) already in the
+   data root: the lossless original, integrity-checked by torchvision's md5 list.
+2. ``"jpeg"`` — the offline archive ``cifar10-jpeg.tar.gz`` (JPEG q75 copy, see
+   ``../shared/data/README.md``), sha256-verified, decoded once and cached as uint8 arrays in
+   the data root. Located by ``$NASCORE_CIFAR10_ARCHIVE``, ``<repo>/../shared/data/`` or
+   ``<repo>/.carry/``.
+3. a torchvision download into the data root — only with ``download=True``.
+
+Nothing falls back silently: if no source is available the error says how to provide one.
+The data root is ``$NASCORE_DATA`` or ``<repo>/data`` (git-ignored).
+
+Augmentation (protocol §2, DARTS/artifact recipe): random crop 32 with 4-pixel zero padding,
+horizontal flip, cutout 16×16 filled with 0 in [0,1] pixel space, centre uniform over the image,
+patch clipped at the border — done on the device, for a whole batch at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .io import atomic_write
+from .provenance import REPO_ROOT
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+ARCHIVE_NAME = "cifar10-jpeg.tar.gz"
+ARCHIVE_SHA256 = "0bfcb68717a0ecb0d51ed61034906a773d48d424d94b766a46d7d1c55702a4d9"
+DECODE_ORDER_SEED = 10
+SOURCES = ("auto", "torchvision", "jpeg", "download")
+SOURCE_LABELS = {"torchvision": "CIFAR-10 (torchvision original)", "jpeg": "CIFAR-10 (JPEG q75 copy)"}
+
+
+class DataUnavailableError(FileNotFoundError):
+    """No CIFAR-10 source could be found; the message says how to provide one."""
+
+
+class ChecksumError(ValueError):
+    """A dataset file does not have the expected checksum."""
+
+
+@dataclass
+class CIFAR10:
+    """The dataset as tensors.
+
+    train_x, test_x : uint8 ``(N, 3, 32, 32)``; train_y, test_y : int64 ``(N,)``.
+    provenance : dict with ``source`` (``"torchvision"`` or ``"jpeg"``), ``label``, ``sha256``
+        (archive) or ``path``.
+    """
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return self.provenance["source"]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("NASCORE_DATA", REPO_ROOT / "data"))
+
+
+def archive_candidates() -> list[Path]:
+    env = os.environ.get("NASCORE_CIFAR10_ARCHIVE")
+    paths = [Path(env)] if env else []
+    return paths + [REPO_ROOT.parent / "shared" / "data" / ARCHIVE_NAME, REPO_ROOT / ".carry" / ARCHIVE_NAME]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _how_to_provide(root: Path) -> str:
+    cands = "\n".join(f"    {p}" for p in archive_candidates())
+    return (f"CIFAR-10 not found. Provide it in one of these ways:\n"
+            f"  * put the offline archive {ARCHIVE_NAME} (sha256 {ARCHIVE_SHA256[:16]}…) at one of\n{cands}\n"
+            f"    or point $NASCORE_CIFAR10_ARCHIVE at it;\n"
+            f"  * put torchvision's cifar-10-batches-py folder in {root} (or set $NASCORE_DATA);\n"
+            f"  * or call load_cifar10(download=True) on a machine with internet.")
+
+
+def decode_jpeg_archive(archive: Path) -> dict[str, np.ndarray]:
+    """Decode the JPEG archive (layout ``{train,test}/<class>/NNNN.jpg``) into uint8 arrays.
+
+    The archive lists images class by class; each split is put in a fixed pseudo-random order
+    (seed :data:`DECODE_ORDER_SEED`) so that a prefix of it is not a single class, like the
+    original CIFAR-10 files.
+    """
+    from PIL import Image
+
+    images: dict[str, list] = {"train": [], "test": []}
+    labels: dict[str, list] = {"train": [], "test": []}
+    class_index = {c: i for i, c in enumerate(CLASSES)}
+    with tarfile.open(archive, "r:gz") as tar:
+        members = sorted((m for m in tar if m.isfile() and m.name.endswith(".jpg")), key=lambda m: m.name)
+        for m in members:
+            split, cls, _ = Path(m.name).parts[-3:]
+            if split not in images or cls not in class_index:
+                raise ValueError(f"unexpected member {m.name!r} in {archive}")
+            with Image.open(io.BytesIO(tar.extractfile(m).read())) as im:
+                images[split].append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            labels[split].append(class_index[cls])
+    out = {}
+    rng = np.random.default_rng(DECODE_ORDER_SEED)
+    for split in ("train", "test"):
+        order = rng.permutation(len(labels[split]))  # class folders are sorted; mix them once, fixed
+        out[f"{split}_x"] = np.ascontiguousarray(np.stack(images[split])[order].transpose(0, 3, 1, 2))
+        out[f"{split}_y"] = np.asarray(labels[split], dtype=np.int64)[order]
+    if out["train_x"].shape != (50000, 3, 32, 32) or out["test_x"].shape != (10000, 3, 32, 32):
+        raise ValueError(f"{archive}: decoded shapes {out['train_x'].shape}/{out['test_x'].shape}, "
+                         "expected (50000,3,32,32)/(10000,3,32,32)")
+    return out
+
+
+def _load_jpeg(root: Path) -> CIFAR10:
+    archive = next((p for p in archive_candidates() if p.is_file()), None)
+    if archive is None:
+        raise DataUnavailableError(_how_to_provide(root))
+    cache = root / f"cifar10-jpeg-{ARCHIVE_SHA256[:12]}-order{DECODE_ORDER_SEED}.npz"
+    if not cache.is_file():
+        digest = sha256_file(archive)
+        if digest != ARCHIVE_SHA256:
+            raise ChecksumError(f"{archive}: sha256 {digest} does not match the expected {ARCHIVE_SHA256}; "
+                                "the archive is corrupt or a different file. " + _how_to_provide(root))
+        arrays = decode_jpeg_archive(archive)
+        atomic_write(cache, lambda f: np.savez(f, **arrays))
+    with np.load(cache, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
+    return CIFAR10(**{k: torch.from_numpy(v) for k, v in arrays.items()},
+                   provenance={"source": "jpeg", "label": SOURCE_LABELS["jpeg"], "sha256": ARCHIVE_SHA256,
+                               "archive": str(archive), "order_seed": DECODE_ORDER_SEED})
+
+
+def _has_torchvision_copy(root: Path) -> bool:
+    return (root / "cifar-10-batches-py").is_dir()
+
+
+def _load_torchvision(root: Path, download: bool) -> CIFAR10:
+    from ._torchvision_compat import import_torchvision
+
+    tv = import_torchvision()
+    arrays = {}
+    for split, train in (("train", True), ("test", False)):
+        ds = tv.datasets.CIFAR10(str(root), train=train, download=download)  # md5-checked by torchvision
+        arrays[f"{split}_x"] = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+        arrays[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
+    return CIFAR10(**arrays, provenance={"source": "torchvision", "label": SOURCE_LABELS["torchvision"],
+                                         "path": str(root / "cifar-10-batches-py"), "downloaded": download})
+
+
+def load_cifar10(source: str = "auto", root: str | os.PathLike | None = None, download: bool = False) -> CIFAR10:
+    """Load CIFAR-10 (see the module docstring for the search order)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown data source {source!r}; valid: {', '.join(SOURCES)}")
+    root = Path(root) if root is not None else data_root()
+    if source == "download" or (source == "auto" and download and not _has_torchvision_copy(root)
+                                and not any(p.is_file() for p in archive_candidates())):
+        return _load_torchvision(root, download=True)
+    if source == "torchvision" or (source == "auto" and _has_torchvision_copy(root)):
+        if not _has_torchvision_copy(root) and not download:
+            raise DataUnavailableError(_how_to_provide(root))
+        return _load_torchvision(root, download=download)
+    return _load_jpeg(root)
+
+
+def balanced_subset(labels: torch.Tensor, per_class: int | None, seed: int, num_classes: int = 10) -> torch.Tensor:
+    """Indices of ``per_class`` examples of every class, chosen by ``seed`` (sorted).
+
+    ``per_class=None`` returns all indices.
+    """
+    if per_class is None:
+        return torch.arange(len(labels))
+    g = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in range(num_classes):
+        idx = torch.nonzero(labels == c).flatten()
+        if per_class > len(idx):
+            raise ValueError(f"per_class={per_class} exceeds the {len(idx)} examples of class {c}")
+        picked.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.cat(picked).sort().values
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, crop_padding: int = 4, flip: bool = True,
+            cutout: int = 16) -> torch.Tensor:
+    """Random crop (zero padding), horizontal flip and cutout for a float batch ``(N, C, H, W)``.
+
+    All on ``x``'s device, no per-sample loops. Cutout fills a ``cutout×cutout`` square with 0,
+    centred uniformly in ``[0, H) × [0, W)`` and clipped at the border (DeVries & Taylor 2017,
+    as in DARTS). ``cutout=0`` disables it.
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+    if crop_padding:
+        p = crop_padding
+        padded = torch.nn.functional.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (n,), device=dev, generator=generator)
+        dx = torch.randint(0, 2 * p + 1, (n,), device=dev, generator=generator)
+        rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])[:, None, :, None]  # (N,1,H,1)
+        cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])[:, None, None, :]  # (N,1,1,W)
+        batch = torch.arange(n, device=dev)[:, None, None, None]
+        chan = torch.arange(x.shape[1], device=dev)[None, :, None, None]
+        x = padded[batch, chan, rows, cols]
+    if flip:
+        mask = torch.rand(n, device=dev, generator=generator) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+    if cutout:
+        cy = torch.randint(0, h, (n,), device=dev, generator=generator)
+        cx = torch.randint(0, w, (n,), device=dev, generator=generator)
+        ys = torch.arange(h, device=dev)[None, :]
+        xs = torch.arange(w, device=dev)[None, :]
+        half = cutout // 2
+        in_y = (ys >= (cy[:, None] - half)) & (ys < (cy[:, None] + cutout - half))  # (N,H)
+        in_x = (xs >= (cx[:, None] - half)) & (xs < (cx[:, None] + cutout - half))  # (N,W)
+        hole = in_y[:, :, None] & in_x[:, None, :]
+        x = x.masked_fill(hole[:, None], 0.0)
+    return x
+
+
+class DeviceLoader:
+    """Iterate over ``(x, y)`` batches of a uint8 dataset kept on the device.
+
+    ``x`` is float32 in [0,1], ``(B, 3, 32, 32)`` in channels_last memory format; ``y`` int64.
+    With ``train=True`` the order is shuffled and batches are augmented, both from a
+    ``torch.Generator`` seeded by ``seed`` whose state can be saved and restored (resumable,
+    deterministic). The last batch may be smaller (``drop_last=False``, as DARTS).
+    """
+
+    def __init__(self, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device | str,
+                 train: bool = False, seed: int = 0, crop_padding: int = 4, flip: bool = True, cutout: int = 16):
+        if x_uint8.dtype != torch.uint8 or x_uint8.ndim != 4:
+            raise ValueError(f"expected uint8 (N, C, H, W) images, got {x_uint8.dtype} {tuple(x_uint8.shape)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.x = x_uint8.to(self.device)
+        self.y = y.to(self.device)
+        self.batch_size, self.train = batch_size, train
+        self.crop_padding, self.flip, self.cutout = crop_padding, flip, cutout
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.x)
+        order = (torch.randperm(n, device=self.device, generator=self.generator) if self.train
+                 else torch.arange(n, device=self.device))
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            x = self.x[idx].float().div_(255)
+            if self.train:
+                x = augment(x, self.generator, self.crop_padding, self.flip, self.cutout)
+            yield x.contiguous(memory_format=torch.channels_last), self.y[idx]

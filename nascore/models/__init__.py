@@ -1,0 +1,102 @@
+"""Model registry: ``names()``, ``family()``, ``build()``.
+
+Every model maps [0,1] images ``(N, 3, 32, 32)`` to logits ``(N, num_classes)``, normalisation
+inside, and is a :class:`~nascore.models.base.BlockNet` (so its block outputs can feed the
+internal classifiers of a multi-exit network).
+
+Families (Pang et al., USENIX Security 2022, protocol §1):
+
+* ``"nas"`` — the ten searched cells in the DARTS evaluation network (plus ``darts_v1``);
+  scale knobs ``C``, ``layers``, ``reductions``, ``dropout``, ``drop_path_prob``, ``auxiliary``.
+* ``"mitigation"`` — DARTS-i/ii/iii (deeper cells, no skips), same network and knobs.
+* ``"manual"`` — seven CIFAR-adapted hand-designed CNNs; scale knob ``width``.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+from torch import nn
+
+from .base import BlockNet
+from .darts import DartsNetwork
+from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, genotype, normal_cell_stats
+
+FAMILIES = ("nas", "manual", "mitigation")
+#: The ten NAS cells of the paper's study (protocol §1.2).
+STUDY_NAS = NAS_ARCHS
+
+
+def _manual_builders() -> dict[str, Callable[..., BlockNet]]:
+    from .manual import MANUAL_BUILDERS  # imports torchvision: only when a manual model is used
+    return MANUAL_BUILDERS
+
+
+MANUAL_NAMES = ("resnet18", "resnext50_32x4d", "wide_resnet50_2", "densenet121", "dla34",
+                "vgg13_bn", "bit_r50x1")
+
+_FAMILY: dict[str, str] = {
+    **{n: "nas" for n in NAS_ARCHS + EXTRA_NAS_ARCHS},
+    **{n: "mitigation" for n in MITIGATION_ARCHS},
+    **{n: "manual" for n in MANUAL_NAMES},
+}
+
+
+def _check_family(family: str | None) -> None:
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+
+
+def names(family: str | None = None) -> list[str]:
+    """Registered model names, optionally of one family.
+
+    The ``"nas"`` family includes ``darts_v1`` (protocol §1.3), which the paper's study does not
+    use; :data:`STUDY_NAS` lists the ten cells it does.
+    """
+    _check_family(family)
+    return [n for n, f in _FAMILY.items() if family is None or f == family]
+
+
+def family(name: str) -> str:
+    """``"nas"``, ``"manual"`` or ``"mitigation"``."""
+    _check_name(name)
+    return _FAMILY[name]
+
+
+def _check_name(name: str) -> None:
+    if name not in _FAMILY:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(names())}")
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    if _FAMILY[name] == "manual":
+        return _manual_builders()[name]
+    return lambda num_classes=10, **scale: DartsNetwork(genotype(name), num_classes=num_classes, **scale)
+
+
+def scale_knobs(name: str) -> tuple[str, ...]:
+    """The scale keyword arguments :func:`build` accepts for ``name``."""
+    _check_name(name)
+    fn = DartsNetwork.__init__ if _FAMILY[name] != "manual" else _manual_builders()[name]
+    return tuple(p for p in inspect.signature(fn).parameters if p not in ("self", "genotype", "num_classes"))
+
+
+def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
+    """Build a freshly initialised model. Unknown names or knobs raise ``ValueError``."""
+    _check_name(name)
+    valid = scale_knobs(name)
+    bad = sorted(set(scale) - set(valid))
+    if bad:
+        raise ValueError(f"unknown scale knob(s) {bad} for {name!r} ({family(name)}); valid: {', '.join(valid)}")
+    return _builder(name)(num_classes=num_classes, **scale)
+
+
+def cell_stats(name: str):
+    """Normal-cell statistics (depth, skips, input edges) derived from the genotype."""
+    if family(name) == "manual":
+        raise ValueError(f"{name!r} is a manual model; cell statistics exist for: "
+                         f"{', '.join(names('nas') + names('mitigation'))}")
+    return normal_cell_stats(name)
+
+
+__all__ = ["STUDY_NAS", "names", "family", "build", "scale_knobs", "cell_stats", "FAMILIES", "GENOTYPES", "BlockNet"]

@@ -1,0 +1,151 @@
+"""The three scales of the book, defined in one place (GUIDE.md, "Profiles").
+
+* ``smoke`` — CI: every notebook end to end in about a minute on 2 cores; checks code paths,
+  its numbers mean nothing.
+* ``quick`` — the default on a CPU: the whole book within about 60 minutes on 2 cores. Narrow
+  networks, a balanced subset of CIFAR-10, few epochs. Its findings are real measurements,
+  labelled with this scale.
+* ``paper`` — the protocols' settings (C=36, 20 cells, full-width manual models, 200 epochs,
+  full data, 1,000 PGD images): a GPU job.
+
+Notebooks take ``profile`` as a papermill parameter, plus overrides of single knobs
+(:meth:`Profile.override`). Which profile a notebook uses when opened by hand: the parameters
+cell reads ``$NASCORE_PROFILE`` and defaults to ``quick``; CI sets ``NASCORE_PROFILE=smoke``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .models import MANUAL_NAMES, STUDY_NAS, family, names
+from .models.genotypes import MITIGATION_ARCHS
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One scale of the whole book. Field units: counts of images/models/epochs, minutes."""
+
+    name: str
+    description: str
+    # Models and their size
+    nas_models: tuple[str, ...]
+    manual_models: tuple[str, ...]
+    mitigation_models: tuple[str, ...]
+    nas_scale: Mapping[str, Any]
+    manual_scale: Mapping[str, Any]
+    # Data
+    train_per_class: int | None  # None = all 5,000 per class
+    test_per_class: int | None  # evaluation subset of the test set; None = all 1,000 per class
+    subset_seed: int = 1228  # the artifact's data seed
+    # Training (protocol §3; other recipe values keep their defaults)
+    epochs: int = 200
+    batch_size: int = 96
+    seeds: tuple[int, ...] = (0,)
+    # Evasion (automl protocol §4.1)
+    pgd_images: int = 1000
+    eps_linf: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+    eps_l2: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    sweep_steps: int = 10
+    nes_images: int = 100
+    nes_samples: int = 50  # antithetic pairs per gradient estimate (100 queries, the artifact's)
+    nes_max_queries: int = 10_000
+    # Smoothness (automl protocol §5)
+    gv_images: int = 512
+    hessian_images: int = 256
+    hessian_iters: int = 20
+    trace_samples: int = 20
+    contour_grid: int = 41
+    contour_images: int = 20
+    # Minutes each chapter may take at this profile (the book's budget, measured in README)
+    chapter_minutes: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.nas_models + self.manual_models + self.mitigation_models
+
+    def scale_for(self, model: str) -> dict:
+        """Scale knobs passed to :func:`nascore.models.build` for ``model`` at this profile."""
+        return dict(self.manual_scale if family(model) == "manual" else self.nas_scale)
+
+    def override(self, **knobs) -> "Profile":
+        """A copy with some fields replaced; unknown names raise ``ValueError``."""
+        valid = [f.name for f in dataclasses.fields(self) if f.name != "name"]
+        bad = sorted(set(knobs) - set(valid))
+        if bad:
+            raise ValueError(f"unknown profile knob(s) {bad}; valid: {', '.join(valid)}")
+        for key in ("nas_models", "manual_models", "mitigation_models"):
+            if key in knobs:
+                knobs[key] = tuple(knobs[key])
+                unknown = [m for m in knobs[key] if m not in names()]
+                if unknown:
+                    raise ValueError(f"unknown model(s) {unknown} in {key}; valid: {', '.join(names())}")
+        return dataclasses.replace(self, **knobs)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in d.items()}
+
+
+_FULL_DATA = dict(train_per_class=None, test_per_class=None)
+
+PROFILES: Mapping[str, Profile] = MappingProxyType({
+    "smoke": Profile(
+        name="smoke",
+        description="CI code-path check: 3 NAS + 3 manual + 3 mitigation models, tiny nets, 2 epochs on 200 images.",
+        nas_models=("darts", "pc_darts", "snas_mild"),
+        manual_models=("resnet18", "vgg13_bn", "densenet121"),
+        mitigation_models=MITIGATION_ARCHS,
+        nas_scale=MappingProxyType({"C": 4, "layers": 3}),
+        manual_scale=MappingProxyType({"width": 1 / 16}),
+        train_per_class=20, test_per_class=10, epochs=2, batch_size=48,
+        pgd_images=16, sweep_steps=3, nes_images=4, nes_samples=5, nes_max_queries=60,
+        gv_images=8, hessian_images=16, hessian_iters=3, trace_samples=2, contour_grid=5, contour_images=2,
+        chapter_minutes=MappingProxyType({"01_model_zoo": 1.0, "02_evasion": 0.5, "03_smoothness": 0.5,
+                                          "04_mitigations": 0.5}),
+    ),
+    "quick": Profile(
+        name="quick",
+        description=("CPU scale (2 cores, about an hour for the book): all 10 NAS cells, 7 manual models and "
+                     "3 mitigations, narrow networks (C=8, 5 cells; manual width 1/8), 15 epochs on 2,000 "
+                     "training images, evaluation on 1,000 test images."),
+        nas_models=STUDY_NAS,
+        manual_models=MANUAL_NAMES,
+        mitigation_models=MITIGATION_ARCHS,
+        nas_scale=MappingProxyType({"C": 8, "layers": 5}),
+        manual_scale=MappingProxyType({"width": 1 / 8}),
+        train_per_class=200, test_per_class=100, epochs=15,
+        pgd_images=200, sweep_steps=10, nes_images=40, nes_samples=50, nes_max_queries=2000,
+        gv_images=128, hessian_images=128, hessian_iters=10, trace_samples=10, contour_grid=21, contour_images=4,
+        chapter_minutes=MappingProxyType({"01_model_zoo": 24, "02_evasion": 8, "03_smoothness": 6,
+                                          "04_mitigations": 2, "book build": 2, "later chapters": 18}),
+    ),
+    "paper": Profile(
+        name="paper",
+        description="The protocol's settings: C=36, 20 cells, full-width manual models, 200 epochs, full data (GPU).",
+        nas_models=STUDY_NAS,
+        manual_models=MANUAL_NAMES,
+        mitigation_models=MITIGATION_ARCHS,
+        nas_scale=MappingProxyType({"C": 36, "layers": 20}),
+        manual_scale=MappingProxyType({"width": 1.0}),
+        **_FULL_DATA, epochs=200, seeds=(0, 1, 2),
+        chapter_minutes=MappingProxyType({}),
+    ),
+})
+
+DEFAULT_PROFILE = "quick"
+ENV_VAR = "NASCORE_PROFILE"
+
+
+def get_profile(name: str | Profile | None = None, **overrides) -> Profile:
+    """The named profile (default: ``$NASCORE_PROFILE`` or ``quick``) with ``overrides`` applied."""
+    if isinstance(name, Profile):
+        profile = name
+    else:
+        name = name or os.environ.get(ENV_VAR) or DEFAULT_PROFILE
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}")
+        profile = PROFILES[name]
+    return profile.override(**overrides) if overrides else profile

@@ -1,0 +1,38 @@
+"""Shared fixtures. The synthetic dataset lives here, for unit tests only: chapters and the
+package never fall back to it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("NASCORE_PROFILE", "smoke")
+
+
+def make_synthetic_cifar(n_train: int = 200, n_test: int = 100, seed: int = 0):
+    """A learnable toy stand-in shaped like CIFAR-10: class c brightens channel c % 3."""
+    from nascore.data import CIFAR10
+
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n):
+        y = torch.arange(n) % 10
+        x = torch.randint(0, 120, (n, 3, 32, 32), generator=g, dtype=torch.int16)
+        x[torch.arange(n), y % 3] += (40 + 12 * y).to(torch.int16)[:, None, None]
+        return x.clamp(0, 255).to(torch.uint8), y
+
+    train_x, train_y = split(n_train)
+    test_x, test_y = split(n_test)
+    return CIFAR10(train_x, train_y, test_x, test_y, provenance={"source": "synthetic", "label": "synthetic (tests only)"})
+
+
+@pytest.fixture
+def synthetic_cifar():
+    return make_synthetic_cifar()
+
+
+@pytest.fixture
+def cache_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASCORE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -1,0 +1,105 @@
+"""NAS genotypes, the DARTS evaluation network and the registry (automl protocol §1.2–1.5)."""
+import pytest
+import torch
+
+from nascore import models
+from nascore.models.genotypes import GENOTYPES, normal_cell_stats
+
+# Protocol §1.4: parameter counts of an independent re-implementation (10 classes, no aux head).
+PARAM_CHECKSUM_M = dict(amoebanet=3.145, darts_v1=3.169, darts=3.349, drnas=4.099, enas=3.860, nasnet=3.831,
+                        pc_darts=3.635, pdarts=3.434, sgas=3.795, snas_mild=2.661, random=2.646,
+                        diy_deep=3.349, diy_noskip=3.889, diy_deep_noskip=3.889)
+# Protocol §1.5: depth / skips / edges fed by the cell inputs, of the normal cell.
+CELL_STATS = dict(darts="2/2/7of8", darts_v1="2/3/7of8", pc_darts="1/1/8of8", snas_mild="1/4/8of8",
+                  pdarts="3/2/6of8", sgas="2/1/6of8", drnas="3/1/5of8", enas="1/2/10of10", nasnet="1/2/10of10",
+                  amoebanet="3/2/8of10", random="3/2/5of8", diy_deep="4/2/2of8", diy_noskip="2/0/7of8",
+                  diy_deep_noskip="4/0/2of8")
+
+
+def test_registry_lists_all_models():
+    nas_like = models.names("nas") + models.names("mitigation")
+    assert sorted(nas_like) == sorted(PARAM_CHECKSUM_M)
+    assert len(models.names("manual")) == 7
+    assert len(models.names()) == 21
+    assert len(models.STUDY_NAS) == 10 and "darts_v1" not in models.STUDY_NAS
+
+
+@pytest.mark.parametrize("name", sorted(PARAM_CHECKSUM_M))
+def test_full_size_parameter_count_matches_protocol(name):
+    n = sum(p.numel() for p in models.build(name).parameters()) / 1e6
+    assert abs(n - PARAM_CHECKSUM_M[name]) / PARAM_CHECKSUM_M[name] < 0.01, n
+
+
+@pytest.mark.parametrize("name", sorted(CELL_STATS))
+def test_cell_statistics_derived_from_genotype(name):
+    assert str(models.cell_stats(name)) == CELL_STATS[name]
+
+
+def test_cell_stats_follow_the_genotype_not_a_table():
+    from nascore.models.genotypes import cell_stats
+    chain = (("sep_conv_3x3", 0), ("skip_connect", 1), ("sep_conv_3x3", 2), ("sep_conv_3x3", 2))
+    s = cell_stats(chain, (3,))
+    assert (s.depth, s.skips, s.input_edges, s.edges) == (2, 1, 2, 4)
+
+
+@pytest.mark.parametrize("name,feat", [("darts", 576), ("nasnet", 720), ("enas", 720), ("amoebanet", 432)])
+def test_classifier_width(name, feat):
+    assert models.build(name).head[-1].in_features == feat
+
+
+def test_default_network_shape():
+    net = models.build("darts")
+    assert len(net.blocks) == 20
+    assert [i for i, c in enumerate(net.blocks) if c.reduction] == [6, 13]
+    assert net.stem[0].out_channels == 108
+
+
+def test_dropout_after_every_non_identity_op():
+    net = models.build("darts", C=4, layers=3)
+    for cell in net.blocks:
+        for op in cell.ops:
+            if isinstance(op, torch.nn.Identity):
+                continue
+            assert isinstance(op[-1], torch.nn.Dropout) and op[-1].p == 0.2
+
+
+def test_small_scale_forward_logits_and_taps():
+    net = models.build("enas", C=4, layers=5).eval()
+    x = torch.rand(3, 3, 32, 32)
+    logits = net(x)
+    assert logits.shape == (3, 10)
+    logits2, taps = net.forward_with_taps(x)
+    assert torch.allclose(logits, logits2) and len(taps) == 5
+    assert taps[-1].shape[-1] == 8  # two reductions: 32 -> 16 -> 8
+
+
+def test_aux_head_optional_and_forward_returns_logits_only():
+    net = models.build("darts", C=4, layers=6, auxiliary=True).train()
+    out = net(torch.rand(2, 3, 32, 32))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 10)
+    assert net.aux_logits is not None and net.aux_logits.shape == (2, 10)
+
+
+def test_normalisation_inside_model():
+    net = models.build("darts", C=4, layers=3)
+    assert torch.allclose(net.normalize.mean.flatten(), torch.tensor([0.4914, 0.4822, 0.4465]))
+
+
+def test_unknown_names_and_knobs_are_rejected():
+    with pytest.raises(ValueError, match="valid: .*darts"):
+        models.build("dartz")
+    with pytest.raises(ValueError, match="valid: C, layers"):
+        models.build("darts", width=0.5)
+    with pytest.raises(ValueError, match="valid: nas, manual, mitigation"):
+        models.names("auto")
+    with pytest.raises(KeyError, match="valid"):
+        from nascore.models.genotypes import genotype
+        genotype("dartz")
+    with pytest.raises(ValueError, match="reduction"):
+        models.build("darts", C=4, layers=3, reductions=(5,))
+
+
+def test_mitigations_keep_the_darts_reduction_cell():
+    for name in models.names("mitigation"):
+        assert GENOTYPES[name].reduce == GENOTYPES["darts"].reduce
+    assert normal_cell_stats("diy_noskip").skips == 0

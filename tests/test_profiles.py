@@ -1,0 +1,31 @@
+import pytest
+
+from nascore import models
+from nascore.profiles import PROFILES, get_profile
+
+
+def test_three_profiles_and_model_lists():
+    assert set(PROFILES) == {"smoke", "quick", "paper"}
+    for p in PROFILES.values():
+        for m in p.models:
+            assert m in models.names()
+    paper = PROFILES["paper"]
+    assert paper.scale_for("darts") == {"C": 36, "layers": 20} and paper.epochs == 200
+    assert paper.train_per_class is None and paper.pgd_images == 1000
+    assert len(PROFILES["quick"].nas_models) == 10 and len(PROFILES["quick"].manual_models) == 7
+
+
+def test_scale_knobs_are_valid_for_build():
+    for p in PROFILES.values():
+        for m in p.models:
+            assert set(p.scale_for(m)) <= set(models.scale_knobs(m))
+
+
+def test_overrides_validate(monkeypatch):
+    assert get_profile("quick", epochs=3).epochs == 3
+    with pytest.raises(ValueError, match="unknown profile knob.*'epoch'.*valid:.*epochs"):
+        get_profile("quick", epoch=3)
+    with pytest.raises(ValueError, match="unknown model"):
+        get_profile("quick", nas_models=["dartz"])
+    monkeypatch.setenv("NASCORE_PROFILE", "paper")
+    assert get_profile().name == "paper"
