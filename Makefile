@@ -21,7 +21,8 @@ venv: $(VENV)/.installed
 
 ## Unit tests + every notebook end to end at the smoke profile + strict HTML build.
 test: venv
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	NASCORE_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax $(PYTEST_ARGS)
+	$(MAKE) html
 
 ## The main job: run every chapter at PROFILE with papermill into book/, then build the HTML.
 book: venv chapters html
@@ -39,6 +40,7 @@ chapter: venv
 
 ## Build the HTML from the executed notebooks in book/ (no compute), warnings are errors.
 html: venv
+	rm -rf _build/html
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --builder html
 
 bench: venv
