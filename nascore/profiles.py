@@ -48,6 +48,7 @@ class Profile:
     pgd_images: int = 1000
     eps_linf: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
     eps_l2: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    sweep_images: int = 1000
     sweep_steps: int = 10
     nes_images: int = 100
     nes_samples: int = 50  # antithetic pairs per gradient estimate (100 queries, the artifact's)
@@ -101,7 +102,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         nas_scale=MappingProxyType({"C": 4, "layers": 3}),
         manual_scale=MappingProxyType({"width": 1 / 16}),
         train_per_class=20, test_per_class=10, epochs=2, batch_size=48,
-        pgd_images=16, sweep_steps=3, nes_images=4, nes_samples=5, nes_max_queries=60,
+        pgd_images=16, sweep_images=8, sweep_steps=3, nes_images=4, nes_samples=5, nes_max_queries=60,
         gv_images=8, hessian_images=16, hessian_iters=3, trace_samples=2, contour_grid=5, contour_images=2,
         chapter_minutes=MappingProxyType({"01_model_zoo": 1.0, "02_evasion": 0.5, "03_smoothness": 0.5,
                                           "04_mitigations": 0.5}),
@@ -117,7 +118,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         nas_scale=MappingProxyType({"C": 8, "layers": 5}),
         manual_scale=MappingProxyType({"width": 1 / 8}),
         train_per_class=200, test_per_class=100, epochs=15,
-        pgd_images=200, sweep_steps=10, nes_images=40, nes_samples=50, nes_max_queries=2000,
+        pgd_images=200, sweep_images=100, sweep_steps=5, nes_images=40, nes_samples=50, nes_max_queries=2000,
         gv_images=128, hessian_images=128, hessian_iters=10, trace_samples=10, contour_grid=21, contour_images=4,
         chapter_minutes=MappingProxyType({"01_model_zoo": 24, "02_evasion": 8, "03_smoothness": 6,
                                           "04_mitigations": 2, "book build": 2, "later chapters": 18}),

@@ -53,3 +53,48 @@ def group_summary(df: pd.DataFrame, value: str) -> pd.DataFrame:
 def finite(values) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     return arr[np.isfinite(arr)]
+
+
+def plot_family_lines(df: pd.DataFrame, x: str, value: str, ax, families=("manual", "nas")):
+    """Thin line per model (mean over seeds), family mean with a 95 % bootstrap band over models."""
+    from ..report.stats import mean_band
+
+    for fam in families:
+        sub = df[df.family == fam]
+        if sub.empty:
+            continue
+        wide = sub.groupby(["model", x])[value].mean().unstack(x)
+        for _, row in wide.iterrows():
+            ax.plot(wide.columns, row.values, color=GROUP_COLOURS[fam], alpha=0.25, lw=0.8)
+        band = mean_band(wide.to_numpy())
+        ax.plot(wide.columns, band.mean, color=GROUP_COLOURS[fam], lw=2.2, label=f"{fam} mean (n={band.n})")
+        ax.fill_between(wide.columns, band.low, band.high, color=GROUP_COLOURS[fam], alpha=0.2)
+    ax.set_xlabel(x)
+    ax.set_ylabel(value)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_model_bars(df: pd.DataFrame, value: str, ax, label: str | None = None):
+    """One bar per model (mean over seeds), coloured by family, sorted by value."""
+    pm = per_model(df, value).sort_values(value)
+    ax.bar(pm.model, pm[value], color=[GROUP_COLOURS[f] for f in pm.family])
+    ax.set_ylabel(label or value)
+    ax.tick_params(axis="x", rotation=70, labelsize=8)
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color=GROUP_COLOURS[f], label=f) for f in pm.family.unique()], fontsize=8)
+    return ax
+
+
+def plot_scatter(df: pd.DataFrame, x: str, y: str, ax):
+    """Per-model scatter (mean over seeds), coloured by family, labelled with the model name."""
+    pm = df.groupby("model", as_index=False).mean(numeric_only=True)
+    pm["family"] = pm.model.map(family)
+    for fam, g in pm.groupby("family"):
+        ax.scatter(g[x], g[y], color=GROUP_COLOURS[fam], label=fam)
+        for _, r in g.iterrows():
+            ax.annotate(r.model, (r[x], r[y]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(fontsize=8)
+    return ax

@@ -18,8 +18,8 @@ from .. import zoo
 from ..models import cell_stats, family
 from ..models.cost import flops_per_image, parameter_count
 from ..profiles import Profile
-from ..report.stats import auc_trapz, mean_band
-from .common import GROUP_COLOURS, nas_vs_manual
+from ..report.stats import auc_trapz
+from .common import nas_vs_manual, plot_family_lines
 
 
 def train_all(profile: Profile, progress: bool = True) -> dict[tuple[str, int], zoo.TrainedModel]:
@@ -108,21 +108,11 @@ def plot_curves(curve_df: pd.DataFrame, window: int | None = None, axes=None):
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, value, label in zip(axes, ("test_acc", "train_loss"), ("test accuracy (%)", "training loss")):
-        for fam in ("manual", "nas"):
-            sub = curve_df[curve_df.family == fam]
-            if sub.empty:
-                continue
-            wide = sub.groupby(["model", "epoch"])[value].mean().unstack("epoch")
-            for _, row in wide.iterrows():
-                ax.plot(wide.columns, row.values, color=GROUP_COLOURS[fam], alpha=0.25, lw=0.8)
-            band = mean_band(wide.to_numpy())
-            ax.plot(wide.columns, band.mean, color=GROUP_COLOURS[fam], lw=2.2, label=f"{fam} mean (n={band.n})")
-            ax.fill_between(wide.columns, band.low, band.high, color=GROUP_COLOURS[fam], alpha=0.2)
+        plot_family_lines(curve_df, "epoch", value, ax)
+        ax.set_ylabel(label)
         if window:
             ax.axvspan(0.5, window + 0.5, color="grey", alpha=0.1, label="early window")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=8)
+            ax.legend(fontsize=8)
     return axes
 
 
