@@ -11,6 +11,7 @@ from ..models import family
 from ..provenance import REPO_ROOT
 from ..profiles import Profile
 from ..report import compare_groups
+from ..report.stats import spearman_ci
 
 GROUP_COLOURS = {"nas": "tab:orange", "manual": "tab:blue", "mitigation": "tab:green"}
 
@@ -53,6 +54,16 @@ def group_summary(df: pd.DataFrame, value: str) -> pd.DataFrame:
 def finite(values) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     return arr[np.isfinite(arr)]
+
+
+def spearman_row(x, y, seed: int) -> dict:
+    """Spearman ρ with CI and p; all NaN (with a note) when either variable is constant."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"rho": np.nan, "low": np.nan, "high": np.nan, "p_value": np.nan, "n": len(x),
+                "note": "undefined: fewer than 3 models or a constant variable"}
+    r = spearman_ci(x, y, n_boot=2000, seed=seed)
+    return {"rho": r.rho, "low": r.low, "high": r.high, "p_value": r.p_value, "n": r.n, "note": ""}
 
 
 def plot_family_lines(df: pd.DataFrame, x: str, value: str, ax, families=("manual", "nas")):

@@ -23,7 +23,8 @@ from ..attacks import NES, PGD, artifact_pgd, attack_batches, evaluation_set, me
 from ..attacks.base import asr, asr_at_budget, hits_target
 from ..models import cell_stats, family
 from ..profiles import Profile
-from ..report.stats import auc_trapz, spearman_ci
+from ..report.stats import auc_trapz
+from .common import spearman_row
 from ..zoo import splits
 
 BATCH = 100
@@ -123,16 +124,6 @@ def evaluate_models(entries: dict, profile: Profile, data, progress: bool = True
     return pd.DataFrame(per_model), pd.DataFrame(curves), pd.DataFrame(nes)
 
 
-def _spearman(x, y, seed: int) -> dict:
-    """Spearman ρ with CI and p; all NaN (with a note) when either variable is constant."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"rho": np.nan, "low": np.nan, "high": np.nan, "p_value": np.nan, "n": len(x),
-                "note": "undefined: fewer than 3 models or a constant variable"}
-    r = spearman_ci(x, y, n_boot=2000, seed=seed)
-    return {"rho": r.rho, "low": r.low, "high": r.high, "p_value": r.p_value, "n": r.n, "note": ""}
-
-
 def cell_correlations(per_model: pd.DataFrame, values=("pgd_asr", "linf_auc"), seed: int = 0) -> pd.DataFrame:
     """Spearman ρ (bootstrap CI, permutation p) between cell statistics and attack numbers,
     over the NAS and mitigation cells (manual models have no cell)."""
@@ -140,11 +131,11 @@ def cell_correlations(per_model: pd.DataFrame, values=("pgd_asr", "linf_auc"), s
     rows = []
     for stat in ("skips", "depth"):
         for value in values:
-            rows.append({"cell_stat": stat, "value": value, **_spearman(cells[stat], cells[value], seed)})
+            rows.append({"cell_stat": stat, "value": value, **spearman_row(cells[stat], cells[value], seed)})
     return pd.DataFrame(rows)
 
 
 def accuracy_confound(per_model: pd.DataFrame, value: str = "pgd_asr", seed: int = 0) -> dict:
     """Spearman ρ between clean accuracy and ``value`` across all models (a confound check)."""
     pm = per_model.groupby("model").mean(numeric_only=True)
-    return {"value": value, **_spearman(pm.clean_acc, pm[value], seed)}
+    return {"value": value, **spearman_row(pm.clean_acc, pm[value], seed)}

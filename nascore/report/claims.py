@@ -265,6 +265,25 @@ _CLAIMS: tuple[Claim, ...] = (
        source="Table 4, Figs. 16–17 (appendix §6)",
        note="No poisoning script exists for the mitigations; poison.sh is reused (protocol §5.5).",
        comparison="mitigation − DARTS-V2", manual_like="greater"),
+    Claim(id="mitigation.evasion_manual_like", paper="automl-security",
+       statement="Deeper cells and fewer skips make DARTS behave more like manual models, which "
+                 "the paper finds less vulnerable to targeted PGD (Fig. 2): a lower ASR.",
+       statistic="mitigation − DARTS-V2 targeted-PGD ASR (percentage points)",
+       direction="less", expected=None, tolerance=None,
+       source="Sec. 5 mitigation argument applied to Fig. 2 (this project's extension of Table 4)",
+       note="The paper's Table 4 covers backdoor, extraction and poisoning; evasion is this "
+            "project's extension. Direction only.",
+       evidence=("artifact", "extension"),
+       comparison="mitigation − DARTS-V2", manual_like="less"),
+    Claim(id="mitigation.grad_var_manual_like", paper="automl-security",
+       statement="Deeper cells and fewer skips make DARTS more manual-like in gradient variance, "
+                 "which the paper finds higher for manual models (Fig. 12).",
+       statistic="mitigation − DARTS-V2 gradient variance at initialisation",
+       direction="greater", expected=None, tolerance=None,
+       source="Sec. 5 mitigation argument applied to Fig. 12 (this project's extension)",
+       note="Direction only; GV sums over parameters, so it also grows with the parameter count.",
+       evidence=("artifact", "extension"),
+       comparison="mitigation − DARTS-V2", manual_like="greater"),
     # ---------------------------------------------------------------- deepsloth
     Claim(id="deepsloth.efficacy_reduction", paper="deepsloth",
        statement="White-box per-sample DeepSloth reduces early-exit efficacy by 90–100 %, "
