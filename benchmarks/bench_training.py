@@ -1,11 +1,16 @@
-"""Training throughput: nascore's trainer vs a plain torchvision DataLoader loop.
+"""Training throughput: nascore's trainer vs plain torchvision DataLoader loops.
 
 Same model, same recipe (SGD + grad clipping, batch 96, crop/flip/cutout), same data (the
-profile's CIFAR-10 subset). The baseline is the usual PyTorch loop: a ``Dataset`` applying
-torchvision transforms per image (``RandomCrop(32, 4)``, ``RandomHorizontalFlip``, cutout on
-the tensor), a ``DataLoader`` (shuffle, ``num_workers`` configurable), contiguous NCHW
-tensors, fp32. The trainer keeps uint8 data on the device, augments whole batches there, uses
-channels_last (and bf16 autocast on CUDA).
+profile's CIFAR-10 subset). Two baselines, both the usual PyTorch loop with contiguous NCHW
+fp32 tensors:
+
+* ``darts_pil`` — the DARTS reference pipeline (quark0/darts ``train.py``): PIL images,
+  ``RandomCrop(32, 4)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``, ``Cutout(16)`` per
+  image in a ``DataLoader`` with 2 workers (its default), pinned memory;
+* ``tensor`` — a leaner variant: uint8 tensors, the same transforms on tensors, no workers.
+
+The trainer keeps uint8 data on the device, augments whole batches there, feeds channels_last
+batches (and uses bf16 autocast on CUDA).
 
 Each measurement trains ``--batches`` batches after ``--warmup`` batches; the script reports the
 median images/second over ``--repeats`` alternating runs and the ratio trainer/baseline.
@@ -46,6 +51,21 @@ class _Cutout:
         return img
 
 
+class _PILDataset(torch.utils.data.Dataset):
+    """CIFAR-10 as torchvision's ``CIFAR10`` dataset serves it: a PIL image per item."""
+
+    def __init__(self, x_uint8, y, transform):
+        self.x = x_uint8.permute(0, 2, 3, 1).contiguous().numpy()  # NHWC uint8, like CIFAR10.data
+        self.y, self.transform = y.tolist(), transform
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.x[i])), self.y[i]
+
+
 class _TensorDataset(torch.utils.data.Dataset):
     def __init__(self, x_uint8, y, transform):
         self.x, self.y, self.transform = x_uint8, y, transform
@@ -58,6 +78,7 @@ class _TensorDataset(torch.utils.data.Dataset):
 
 
 def _step_fn(model, opt, recipe, device, channels_last):
+    """One SGD step of the recipe (the loop body of :func:`nascore.train.train`)."""
     criterion = nn.CrossEntropyLoss()
     params = list(model.parameters())
 
@@ -96,18 +117,29 @@ def _cycle(loader):
         yield from loader
 
 
-def bench(name, scale, x, y, device, args):
+def _baseline_loaders(x, y, batch_size, device, workers):
     tv = import_torchvision()
+    T = tv.transforms
+    from nascore.models.base import CIFAR10_MEAN, CIFAR10_STD
+    darts_tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                          T.Normalize(CIFAR10_MEAN, CIFAR10_STD), _Cutout(16)])
+    tensor_tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), _Cutout(16)])
+    kw = dict(batch_size=batch_size, shuffle=True, drop_last=True, pin_memory=device.type == "cuda")
+    return {
+        "darts_pil": torch.utils.data.DataLoader(_PILDataset(x, y, darts_tf), num_workers=2,
+                                                 persistent_workers=True, **kw),
+        "tensor": torch.utils.data.DataLoader(_TensorDataset(x, y, tensor_tf), num_workers=workers,
+                                              persistent_workers=workers > 0, **kw),
+    }
+
+
+def bench(name, scale, x, y, device, args):
     recipe = Recipe(epochs=1)
-    results = {"baseline": [], "nascore": []}
-    tf = tv.transforms.Compose([tv.transforms.RandomCrop(32, padding=4), tv.transforms.RandomHorizontalFlip(),
-                                _Cutout(16)])
-    base_loader = torch.utils.data.DataLoader(_TensorDataset(x, y, tf), batch_size=recipe.batch_size, shuffle=True,
-                                              num_workers=args.workers, drop_last=True,
-                                              persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
-    dev_loader = DeviceLoader(x, y, recipe.batch_size, device, train=True, seed=0)
+    loaders = _baseline_loaders(x, y, recipe.batch_size, device, args.workers)
+    loaders["nascore"] = DeviceLoader(x, y, recipe.batch_size, device, train=True, seed=0)
+    results = {k: [] for k in loaders}
     for _ in range(args.repeats):
-        for kind in ("baseline", "nascore"):
+        for kind, loader in loaders.items():
             torch.manual_seed(0)
             model = build(name, **scale).to(device).train()
             channels_last = kind == "nascore"
@@ -115,16 +147,14 @@ def bench(name, scale, x, y, device, args):
                 model = model.to(memory_format=torch.channels_last)
             opt, _ = _make_optimizer(model, recipe)
             step = _step_fn(model, opt, recipe, device, channels_last)
-            if kind == "baseline":
-                with torch.autocast(device.type, enabled=False):
-                    ips = _time(_cycle(base_loader), step, args.warmup, args.batches, device)
-            else:
-                ips = _time(_cycle(dev_loader), step, args.warmup, args.batches, device)
-            results[kind].append(ips)
+            results[kind].append(_time(_cycle(loader), step, args.warmup, args.batches, device))
     med = {k: statistics.median(v) for k, v in results.items()}
-    return {"model": name, "scale": scale, "baseline_img_s": round(med["baseline"], 1),
-            "nascore_img_s": round(med["nascore"], 1), "ratio": round(med["nascore"] / med["baseline"], 2),
-            "runs": {k: [round(v, 1) for v in vs] for k, vs in results.items()}}
+    row = {"model": name, "scale": scale, **{f"{k}_img_s": round(v, 1) for k, v in med.items()}}
+    for k in loaders:
+        if k != "nascore":
+            row[f"ratio_vs_{k}"] = round(med["nascore"] / med[k], 2)
+    row["runs"] = {k: [round(v, 1) for v in vs] for k, vs in results.items()}
+    return row
 
 
 def main():
@@ -136,7 +166,7 @@ def main():
     parser.add_argument("--batches", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the baseline")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the tensor baseline")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     profile = get_profile(args.profile)
@@ -149,8 +179,9 @@ def main():
         scale = {**profile.scale_for(name), **{k: v for k, v in overrides.items() if k in scale_knobs(name)}}
         rows.append(bench(name, scale, x, y, device, args))
         r = rows[-1]
-        print(f"{name:>10} {r['scale']}: baseline {r['baseline_img_s']:8.1f} img/s | nascore "
-              f"{r['nascore_img_s']:8.1f} img/s | ratio {r['ratio']:.2f}  runs {r['runs']}", flush=True)
+        print(f"{name:>10} {r['scale']}: darts_pil {r['darts_pil_img_s']:8.1f} | tensor {r['tensor_img_s']:8.1f} | "
+              f"nascore {r['nascore_img_s']:8.1f} img/s | ratio vs darts_pil {r['ratio_vs_darts_pil']:.2f}, "
+              f"vs tensor {r['ratio_vs_tensor']:.2f}", flush=True)
     out = {"device": provenance.device_name(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
            "commit": provenance.git_commit(), "profile": profile.name, "results": rows}
     if args.json:

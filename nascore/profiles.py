@@ -86,8 +86,9 @@ class Profile:
         return dataclasses.replace(self, **knobs)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in d.items()}
+        """Plain, picklable fields (``Profile(**p.to_dict()) == p`` up to mapping types)."""
+        return {f.name: (dict(v) if isinstance(v, Mapping) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
 
 
 _FULL_DATA = dict(train_per_class=None, test_per_class=None)
@@ -110,18 +111,20 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
     "quick": Profile(
         name="quick",
         description=("CPU scale (2 cores, about an hour for the book): all 10 NAS cells, 7 manual models and "
-                     "3 mitigations, narrow networks (C=8, 5 cells; manual width 1/8), 15 epochs on 2,000 "
+                     "3 mitigations, narrow networks (C=8, 5 cells; manual width 1/8), 10 epochs on 1,200 "
                      "training images, evaluation on 1,000 test images."),
         nas_models=STUDY_NAS,
         manual_models=MANUAL_NAMES,
         mitigation_models=MITIGATION_ARCHS,
         nas_scale=MappingProxyType({"C": 8, "layers": 5}),
         manual_scale=MappingProxyType({"width": 1 / 8}),
-        train_per_class=200, test_per_class=100, epochs=15,
-        pgd_images=200, sweep_images=100, sweep_steps=5, nes_images=40, nes_samples=50, nes_max_queries=2000,
-        gv_images=128, hessian_images=128, hessian_iters=10, trace_samples=10, contour_grid=21, contour_images=4,
-        chapter_minutes=MappingProxyType({"01_model_zoo": 24, "02_evasion": 8, "03_smoothness": 6,
-                                          "04_mitigations": 2, "book build": 2, "later chapters": 18}),
+        train_per_class=120, test_per_class=100, epochs=10,
+        pgd_images=200, sweep_images=64, sweep_steps=5, nes_images=20, nes_samples=50, nes_max_queries=1000,
+        gv_images=128, hessian_images=64, hessian_iters=8, trace_samples=6, contour_grid=21, contour_images=4,
+        # Sized from measured CPU throughput (2 threads): DARTS C=8/5 cells ~210 img/s, NASNet ~165,
+        # manual at width 1/8 from ~215 (DenseNet) to ~2,100 (VGG) img/s; see README "Measured performance".
+        chapter_minutes=MappingProxyType({"01_model_zoo": 20, "02_evasion": 9, "03_smoothness": 5,
+                                          "04_mitigations": 2, "book build": 1, "later chapters": 23}),
     ),
     "paper": Profile(
         name="paper",

@@ -178,3 +178,19 @@ def test_resume_after_kill_mid_epoch_matches_uninterrupted(cache_tmp, tmp_path):
         torch.set_num_threads(os.cpu_count() or 1)
     assert _weights_equal(resumed.model, ref.model)
     assert [h["train_loss"] for h in resumed.record["history"]] == [h["train_loss"] for h in ref.record["history"]]
+
+
+def test_train_many_in_parallel_workers_matches_profile_overrides(cache_tmp):
+    """Spawned workers must train exactly the configs the parent asks for (overrides included),
+    so that afterwards everything loads from the cache without training again."""
+    from nascore.profiles import get_profile
+
+    prof = get_profile("smoke", epochs=1, nas_models=("darts", "pc_darts"), manual_models=(), mitigation_models=())
+    out = zoo.train_many(prof.models, prof, seeds=(0,), workers=2, progress=False)
+    assert set(out) == {("darts", 0), ("pc_darts", 0)}
+    assert all(len(tm.record["history"]) == 1 for tm in out.values())
+    assert all(zoo.is_cached(n, prof, 0) for n in prof.models)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        zoo.train_many(["darts"], prof, workers=0)
+    with pytest.raises(ValueError, match="unknown model"):
+        zoo.train_many(["darts", "nope"], prof)

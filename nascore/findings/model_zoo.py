@@ -9,7 +9,6 @@ model, and an early-speed statistic compared between NAS and manual models.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -22,17 +21,12 @@ from ..report.stats import auc_trapz
 from .common import nas_vs_manual, plot_family_lines
 
 
-def train_all(profile: Profile, progress: bool = True) -> dict[tuple[str, int], zoo.TrainedModel]:
-    """Train or load every model of ``profile`` for every seed; ``{(model, seed): TrainedModel}``."""
-    out = {}
-    for seed in profile.seeds:
-        for name in profile.models:
-            t0 = time.perf_counter()
-            out[(name, seed)] = zoo.get(name, profile, seed=seed, progress=progress)
-            if progress:
-                acc = out[(name, seed)].record["metrics"]["test_acc"]
-                print(f"{name:>16} seed {seed}: test acc {acc:.3f}  ({time.perf_counter() - t0:.0f} s)")
-    return out
+def train_all(profile: Profile, progress: bool = True, workers: int | None = None) -> dict[tuple[str, int], zoo.TrainedModel]:
+    """Train (in parallel on CPU) or load every model of ``profile`` for every seed.
+
+    Returns ``{(model, seed): TrainedModel}``; see :func:`nascore.zoo.train_many`.
+    """
+    return zoo.train_many(profile.models, profile, seeds=profile.seeds, workers=workers, progress=progress)
 
 
 def zoo_table(entries: dict) -> pd.DataFrame:
