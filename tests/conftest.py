@@ -36,3 +36,12 @@ def synthetic_cifar():
 def cache_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("NASCORE_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: on a shared 2-core machine a second intra-op thread only adds spin-wait stalls."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -31,13 +31,7 @@ from nascore.attacks import (
 
 
 # ------------------------------------------------------------------------------ helpers
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids spin-wait stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Center(nn.Module):

@@ -29,14 +29,14 @@ update running statistics), so :func:`gradient_variance` refuses it.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
+
+from ..models.base import eval_mode
 
 __all__ = [
     "GVResult",
@@ -80,25 +80,6 @@ class GVResult:
         if self.clip_norm is None or self.n == 0:
             return 0.0
         return float((self.per_sample_norms > self.clip_norm).double().mean())
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block and restore every submodule's own flag after.
-
-    ``model.train(mode)`` would overwrite submodules that were deliberately in another mode, so
-    the flags are recorded per module and restored one by one. ``enabled=False`` is a no-op.
-    """
-    if not enabled:
-        yield model
-        return
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, torch.Tensor]:

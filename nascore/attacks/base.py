@@ -59,14 +59,15 @@ sent through the model for sample ``i``: see :class:`nascore.attacks.nes.NES`.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..models.base import eval_mode
 
 __all__ = [
     "NORMS",
@@ -255,18 +256,6 @@ def as_images(x: torch.Tensor) -> torch.Tensor:
     if not x.is_floating_point():
         raise TypeError(f"x must be uint8 or floating point, got {x.dtype}")
     return x
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Switch ``model`` to eval mode; restore every submodule's own mode on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
 
 
 def _rows(out: Any) -> int:

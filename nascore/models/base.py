@@ -13,7 +13,8 @@ override :meth:`BlockNet.features`.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -69,3 +70,22 @@ class BlockNet(nn.Module):
         taps: list[torch.Tensor] = []
         logits = self.head(self.features(self.normalize(x), taps))
         return logits, taps
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the block and restore every submodule's own flag after.
+
+    ``model.train(mode)`` would overwrite submodules that were deliberately in another mode, so
+    the flags are recorded per module and restored one by one. ``enabled=False`` is a no-op.
+    """
+    if not enabled:
+        yield model
+        return
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
