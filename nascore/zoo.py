@@ -227,7 +227,11 @@ def train_many(names, profile: str | Profile | None = None, seeds=(0,), workers:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         t0 = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=mp.get_context("spawn")) as pool:
+        # One fresh process per model (max_tasks_per_child=1): memory is returned after every model
+        # instead of accumulating allocator fragmentation across models (measured ~1.3 GiB per
+        # long-lived worker at the quick scale).
+        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=mp.get_context("spawn"),
+                                 max_tasks_per_child=1) as pool:
             futures = [pool.submit(_train_in_worker, n, prof.to_dict(), s, overrides) for n, s in missing]
             for fut in as_completed(futures):
                 r = fut.result()
