@@ -43,3 +43,18 @@ def test_every_notebook_has_one_parameters_cell_and_python3_kernel():
         assert len(tagged) == 1, path
         assert "profile" in tagged[0].source
         assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_invalid_notebook_parameter_fails_in_the_first_cell(tmp_path):
+    """A bad parameter must stop the chapter right after the parameters, with a message that
+    names the bad value and the valid choices."""
+    import papermill as pm
+
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(pm.PapermillExecutionError, match="unknown profile 'fastest'; valid: smoke, quick, paper"):
+        pm.execute_notebook(str(book.NOTEBOOKS / "01_model_zoo.ipynb"), str(out), parameters={"profile": "fastest"},
+                            kernel_name="python3", progress_bar=False, cwd=str(book.NOTEBOOKS))
+    nb = nbformat.read(out, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed == [2]  # parameters, injected parameters, then the validation cell
