@@ -17,6 +17,7 @@ Usage::
 
     python benchmarks/bench_pgd.py                      # self-contained small CNN, 32x32
     python benchmarks/bench_pgd.py --model nascore.models:build --model-kwargs '{"name": "..."}'
+    python benchmarks/bench_pgd.py --zoo darts --profile quick   # a trained zoo model, real test images
 
 ``--model`` is ``module:callable``; the callable returns an ``nn.Module`` mapping [0,1] images
 ``(N, 3, H, W)`` to logits. In ``often-stop`` the default model is replaced by an easily fooled
@@ -108,6 +109,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="module:callable returning the model (default: small CNN)")
     ap.add_argument("--model-kwargs", default="{}", help="JSON kwargs for --model")
+    ap.add_argument("--zoo", default=None, help="a trained zoo model (nascore.zoo.get) attacked on its "
+                    "first correctly classified test images; used as is in both settings")
+    ap.add_argument("--profile", default="quick", help="profile of the --zoo model")
     ap.add_argument("--n", type=int, default=128, help="images per batch")
     ap.add_argument("--size", type=int, default=32, help="image side (H = W)")
     ap.add_argument("--runs", type=int, default=5)
@@ -123,17 +127,26 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     torch.manual_seed(args.seed)
-    if args.model is None:
+    x = None
+    if args.zoo is not None:
+        from nascore import zoo
+        from nascore.findings.evasion import eval_images
+        from nascore.profiles import get_profile
+
+        entry = zoo.get(args.zoo, args.profile, progress=False)
+        model, factory_name = entry.model, f"zoo {args.zoo} ({args.profile}, trained)"
+        x, _ = eval_images(entry, get_profile(args.profile), zoo.dataset(), args.n)
+        x = x.float().div(255).to(dev)
+    elif args.model is None:
         model = small_cnn()
         factory_name = "small_cnn (default, random init)"
     else:
         model = load_factory(args.model)(**json.loads(args.model_kwargs))
         factory_name = args.model
     model = model.to(dev).eval()
-    g = torch.Generator().manual_seed(args.seed)
-    x = torch.rand(args.n, 3, args.size, args.size, generator=g).to(dev)
-    with torch.no_grad():
-        y = model(x).argmax(1)          # every image starts correctly classified
+    if x is None:
+        g = torch.Generator().manual_seed(args.seed)
+        x = torch.rand(args.n, 3, args.size, args.size, generator=g).to(dev)
 
     rare = PGD(norm="linf", eps=args.rare_eps, alpha=args.rare_eps / 4, steps=7)
     often = artifact_pgd()
@@ -141,7 +154,7 @@ def main(argv=None) -> None:
     rows = []
     for name, m, attack in settings:
         if m is None:                   # an easily fooled copy for the artifact setting
-            m = make_fragile(model, x, args.fragile_scale) if args.model is None else model
+            m = make_fragile(model, x, args.fragile_scale) if args.model is None and args.zoo is None else model
         with torch.no_grad():
             yy = m(x).argmax(1)
             target = m(x).argmin(1) if attack.targeted else None

@@ -20,19 +20,22 @@ from ..analysis import gradient_variance
 from ..attacks import artifact_pgd, attack_batches
 from ..profiles import Profile
 from ..report import compare_groups
-from .evasion import eval_images
+from .evasion import SUCCESS_RULES, eval_images
 from .smoothness import fixed_batches, fresh_model
 
 BASELINE = "darts"
 
 
-def asr_per_image(entries: dict, names, profile: Profile, data, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Per-image success (0/1, float) of the artifact's targeted PGD for each model."""
-    out = {}
+def asr_per_image(entries: dict, names, profile: Profile, data, seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    """Per-image success (0/1, float) of the artifact's targeted PGD for each model, under each
+    success rule of :data:`nascore.findings.evasion.SUCCESS_RULES`: ``{rule: {model: (n,)}}``."""
+    out: dict[str, dict[str, torch.Tensor]] = {rule: {} for rule in SUCCESS_RULES}
     for name in names:
         entry = entries[(name, seed)]
         x, y = eval_images(entry, profile, data, profile.pgd_images)
-        out[name] = attack_batches(entry.model, x, y, artifact_pgd(), 100).success.float().cpu()
+        for rule, success in SUCCESS_RULES.items():
+            attack = artifact_pgd() if success is None else artifact_pgd(success=success)
+            out[rule][name] = attack_batches(entry.model, x, y, attack, 100).success.float().cpu()
     return out
 
 
@@ -49,15 +52,18 @@ def gv_init_seeds(entries: dict, names, profile: Profile, data, init_seeds, seed
     return pd.DataFrame(rows)
 
 
-def verdict_rows(success: dict[str, torch.Tensor], gv: pd.DataFrame, mitigations, seed: int = 0) -> list[dict]:
-    """mitigation − DARTS-V2 for ASR (image units, pp) and GV at init (init-seed units)."""
+def verdict_rows(success: dict[str, dict[str, torch.Tensor]], gv: pd.DataFrame, mitigations,
+                 seed: int = 0) -> list[dict]:
+    """mitigation − DARTS-V2 for ASR (image units, pp; each success rule) and GV at init
+    (init-seed units)."""
     rows = []
     base_gv = gv.loc[gv.model == BASELINE, "gv_init"].to_numpy(float)
     for m in mitigations:
-        r = compare_groups("mitigation.evasion_manual_like", 100 * success[m].numpy(),
-                           100 * success[BASELINE].numpy(), seed=seed)
-        r["setting"] = f"{m}: targeted-PGD ASR (units: images)"
-        rows.append(r)
+        for rule, per_model in success.items():
+            r = compare_groups("mitigation.evasion_manual_like", 100 * per_model[m].numpy(),
+                               100 * per_model[BASELINE].numpy(), seed=seed)
+            r["setting"] = f"{m}: {rule} (units: images)"
+            rows.append(r)
         r = compare_groups("mitigation.grad_var_manual_like", gv.loc[gv.model == m, "gv_init"].to_numpy(float),
                            base_gv, seed=seed)
         r["setting"] = f"{m}: GV at init (units: init seeds)"
