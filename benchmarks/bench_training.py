@@ -12,6 +12,10 @@ fp32 tensors:
 The trainer keeps uint8 data on the device, augments whole batches there, feeds channels_last
 batches (and uses bf16 autocast on CUDA).
 
+On CPU a third number, ``zoo_parallel``, is the combined throughput of ``--parallel`` trainer
+processes with one thread each, running at the same time — how :func:`nascore.zoo.train_many`
+trains a profile's zoo. Its ratio is against the best single-process number above.
+
 Each measurement trains ``--batches`` batches after ``--warmup`` batches; the script reports the
 median images/second over ``--repeats`` alternating runs and the ratio trainer/baseline.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -133,6 +138,35 @@ def _baseline_loaders(x, y, batch_size, device, workers):
     }
 
 
+def _single_thread_worker(name, scale, x, y, warmup, batches, barrier):
+    torch.set_num_threads(1)
+    recipe = Recipe(epochs=1)
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    model = build(name, **scale).train().to(memory_format=torch.channels_last)
+    opt, _ = _make_optimizer(model, recipe)
+    step = _step_fn(model, opt, recipe, device, True)
+    loader = DeviceLoader(x, y, recipe.batch_size, device, train=True, seed=0)
+    barrier.wait()  # start the timed work together
+    return _time(_cycle(loader), step, warmup, batches, device)
+
+
+def bench_parallel(name, scale, x, y, args) -> float:
+    """Combined img/s of ``args.parallel`` single-threaded trainer processes running at once."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    barrier = manager.Barrier(args.parallel)
+    with ProcessPoolExecutor(args.parallel, mp_context=ctx) as pool:
+        futures = [pool.submit(_single_thread_worker, name, scale, x, y, args.warmup, args.batches, barrier)
+                   for _ in range(args.parallel)]
+        total = sum(f.result() for f in futures)
+    manager.shutdown()
+    return total
+
+
 def bench(name, scale, x, y, device, args):
     recipe = Recipe(epochs=1)
     loaders = _baseline_loaders(x, y, recipe.batch_size, device, args.workers)
@@ -148,11 +182,15 @@ def bench(name, scale, x, y, device, args):
             opt, _ = _make_optimizer(model, recipe)
             step = _step_fn(model, opt, recipe, device, channels_last)
             results[kind].append(_time(_cycle(loader), step, args.warmup, args.batches, device))
+        if device.type == "cpu" and args.parallel > 1:
+            results.setdefault("zoo_parallel", []).append(bench_parallel(name, scale, x, y, args))
     med = {k: statistics.median(v) for k, v in results.items()}
     row = {"model": name, "scale": scale, **{f"{k}_img_s": round(v, 1) for k, v in med.items()}}
     for k in loaders:
         if k != "nascore":
             row[f"ratio_vs_{k}"] = round(med["nascore"] / med[k], 2)
+            if "zoo_parallel" in med:
+                row[f"parallel_ratio_vs_{k}"] = round(med["zoo_parallel"] / med[k], 2)
     row["runs"] = {k: [round(v, 1) for v in vs] for k, vs in results.items()}
     return row
 
@@ -167,6 +205,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the tensor baseline")
+    parser.add_argument("--parallel", type=int, default=os.cpu_count() or 1,
+                        help="single-threaded trainer processes for the zoo_parallel number (CPU; 1 = skip)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     profile = get_profile(args.profile)
@@ -182,6 +222,10 @@ def main():
         print(f"{name:>10} {r['scale']}: darts_pil {r['darts_pil_img_s']:8.1f} | tensor {r['tensor_img_s']:8.1f} | "
               f"nascore {r['nascore_img_s']:8.1f} img/s | ratio vs darts_pil {r['ratio_vs_darts_pil']:.2f}, "
               f"vs tensor {r['ratio_vs_tensor']:.2f}", flush=True)
+        if "zoo_parallel_img_s" in r:
+            print(f"{'':>10} zoo_parallel ({args.parallel} x 1 thread) {r['zoo_parallel_img_s']:8.1f} img/s | ratio vs "
+                  f"darts_pil {r['parallel_ratio_vs_darts_pil']:.2f}, vs tensor {r['parallel_ratio_vs_tensor']:.2f}",
+                  flush=True)
     out = {"device": provenance.device_name(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
            "commit": provenance.git_commit(), "profile": profile.name, "results": rows}
     if args.json:
