@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp
 
-from .grad_variance import eval_mode, trainable_parameters
+from ..models.base import eval_mode
+from .grad_variance import _check_inputs
 
 __all__ = ["HVP", "hvp_fn", "hvp", "power_iteration", "hutchinson", "top_eigenvalue",
            "hessian_trace"]
@@ -189,14 +190,7 @@ def hvp(model: nn.Module, loss_fn: Callable | None, x: torch.Tensor, y: torch.Te
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     loss_fn = F.cross_entropy if loss_fn is None else loss_fn
-    params = trainable_parameters(model)
-    if not params:
-        raise ValueError("model has no trainable parameters")
-    ref = next(iter(params.values()))
-    if x.dtype == torch.uint8:
-        x = x.to(torch.float32) / 255.0
-    x = x.to(device=ref.device, dtype=ref.dtype)
-    y = y.to(device=ref.device)
+    x, y, params = _check_inputs(model, x, y, clip_norm=None)  # same validation as the GV
     buffers = {k: b.detach() for k, b in model.named_buffers()}
 
     def f(p: dict) -> torch.Tensor:
