@@ -140,8 +140,7 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        loader.generator.set_state(state["loader_rng"].to(loader.generator.device) if device.type != "cuda"
-                                   else state["loader_rng"].cpu())
+        loader.generator.set_state(state["loader_rng"].cpu())  # generator states are CPU ByteTensors
         torch.set_rng_state(state["cpu_rng"].cpu())
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
