@@ -30,7 +30,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .io import atomic_write
+from .io import atomic_write, atomic_write_json
 from .provenance import REPO_ROOT
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -133,19 +133,42 @@ def _load_jpeg(root: Path) -> CIFAR10:
     archive = next((p for p in archive_candidates() if p.is_file()), None)
     if archive is None:
         raise DataUnavailableError(_how_to_provide(root))
-    cache = root / f"cifar10-jpeg-{ARCHIVE_SHA256[:12]}-order{DECODE_ORDER_SEED}.npz"
-    if not cache.is_file():
+    cache = root / f"cifar10-jpeg-{ARCHIVE_SHA256[:12]}-order{DECODE_ORDER_SEED}"
+    if not (cache / _COMPLETE).is_file():
         digest = sha256_file(archive)
         if digest != ARCHIVE_SHA256:
             raise ChecksumError(f"{archive}: sha256 {digest} does not match the expected {ARCHIVE_SHA256}; "
                                 "the archive is corrupt or a different file. " + _how_to_provide(root))
-        arrays = decode_jpeg_archive(archive)
-        atomic_write(cache, lambda f: np.savez(f, **arrays))
-    with np.load(cache, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
+        _write_array_cache(cache, decode_jpeg_archive(archive))
+    arrays = _read_array_cache(cache)
     return CIFAR10(**{k: torch.from_numpy(v) for k, v in arrays.items()},
                    provenance={"source": "jpeg", "label": SOURCE_LABELS["jpeg"], "sha256": ARCHIVE_SHA256,
                                "archive": str(archive), "order_seed": DECODE_ORDER_SEED})
+
+
+_ARRAYS = {"train_x": (50000, 3, 32, 32), "train_y": (50000,), "test_x": (10000, 3, 32, 32), "test_y": (10000,)}
+_COMPLETE = "complete.json"
+
+
+def _write_array_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
+    """One ``.npy`` per array (atomic each), then the ``complete.json`` marker, written last."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        atomic_write(cache / f"{name}.npy", lambda f, a=arr: np.save(f, a, allow_pickle=False))
+    atomic_write_json(cache / _COMPLETE, {k: list(v.shape) for k, v in arrays.items()})
+
+
+def _read_array_cache(cache: Path) -> dict[str, np.ndarray]:
+    """Memory-map the cached arrays (copy-on-write): a process only holds the pages it reads, so
+    the training workers, which use a subset, do not each carry the whole 184 MB dataset."""
+    arrays = {}
+    for name, shape in _ARRAYS.items():
+        arr = np.load(cache / f"{name}.npy", mmap_mode="c", allow_pickle=False)
+        if arr.shape != shape:
+            raise ChecksumError(f"{cache / name}.npy has shape {arr.shape}, expected {shape}; delete {cache} "
+                                "to decode the archive again")
+        arrays[name] = arr
+    return arrays
 
 
 def _has_torchvision_copy(root: Path) -> bool:

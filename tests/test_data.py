@@ -3,6 +3,7 @@ import gzip
 import io
 import tarfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,7 +95,8 @@ def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "archive_candidates", lambda: [bad])
     with pytest.raises(data.ChecksumError, match="does not match"):
         data.load_cifar10(source="jpeg", root=tmp_path / "root")
-    assert not list((tmp_path / "root").glob("*.npz")) if (tmp_path / "root").exists() else True
+    root = tmp_path / "root"
+    assert not root.exists() or not any(root.rglob("*.npy"))  # nothing decoded or cached
 
 
 def test_missing_data_says_how_to_provide_it(tmp_path, monkeypatch):
@@ -117,3 +119,15 @@ def test_real_archive_loads_with_provenance():
     mean = d.train_x[:5000].float().mean((0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor([0.4913, 0.4821, 0.4465]), atol=0.01)
     assert len(set(d.test_y[:20].tolist())) > 3  # not class-sorted
+
+
+def test_array_cache_round_trip_and_bad_shape_refused(tmp_path):
+    arrays = {"train_x": np.zeros((50000, 3, 32, 32), np.uint8), "train_y": np.arange(50000) % 10,
+              "test_x": np.ones((10000, 3, 32, 32), np.uint8), "test_y": np.arange(10000) % 10}
+    cache = tmp_path / "c"
+    data._write_array_cache(cache, arrays)
+    back = data._read_array_cache(cache)
+    assert all(np.array_equal(back[k], v) for k, v in arrays.items())
+    np.save(cache / "test_x.npy", np.ones((10, 3, 32, 32), np.uint8))
+    with pytest.raises(data.ChecksumError, match="expected"):
+        data._read_array_cache(cache)
