@@ -45,17 +45,6 @@ def nas_vs_manual(df: pd.DataFrame, value: str, claim: str, seed: int = 0, **kw)
     return row
 
 
-def group_summary(df: pd.DataFrame, value: str) -> pd.DataFrame:
-    """Mean, std and count of the per-model ``value`` in each family."""
-    pm = per_model(df, value)
-    return pm.groupby("family")[value].agg(["mean", "std", "count"])
-
-
-def finite(values) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
-    return arr[np.isfinite(arr)]
-
-
 def spearman_row(x, y, seed: int) -> dict:
     """Spearman ρ with CI and p; all NaN (with a note) when either variable is constant."""
     x, y = np.asarray(x, float), np.asarray(y, float)
