@@ -9,6 +9,10 @@ batch of [0,1] images ``(N, C, H, W)`` and labels ``(N,)``; budgets are in [0,1]
   (Ilyas et al., 2018); :func:`artifact_nes`.
 * :class:`Attack` — the base class later attacks (backdoor trigger search, DeepSloth) extend;
   :class:`NESGradient` turns any of them into a query-based variant (``class X(NESGradient, A)``).
+* :class:`RandomLabelPoison` — random wrong-label training-set poisoning, a ``nascore.zoo`` Variant
+  (:mod:`nascore.attacks.poisoning`).
+* :class:`BadNet`, :class:`TrojanNN`, :class:`LatentBackdoor`, :class:`IMC` — backdoors injected by
+  fine-tuning (:mod:`nascore.attacks.backdoor`).
 """
 from .base import (
     NORMS,
@@ -30,6 +34,8 @@ from .base import (
 )
 from .nes import NES, NESGradient, artifact_nes
 from .pgd import PGD, TARGET_MODES, artifact_pgd, evaluation_set, mean_iterations, robust_accuracy
+from .poisoning import RandomLabelPoison
+from .backdoor import IMC, Backdoor, BadNet, LatentBackdoor, TrojanNN, make_attack
 
 __all__ = [
     "NORMS", "TARGET_MODES",
@@ -38,4 +44,5 @@ __all__ = [
     "attack_batches", "evaluation_set", "robust_accuracy", "asr", "asr_at_budget", "mean_iterations",
     "cross_entropy", "misclassified", "hits_target", "confident_target", "never",
     "eval_mode", "project", "project_linf", "project_l2", "step_direction",
+    "RandomLabelPoison", "Backdoor", "BadNet", "TrojanNN", "LatentBackdoor", "IMC", "make_attack",
 ]
