@@ -66,6 +66,24 @@ class Profile:
     contour_images: int = 20
     # Minutes each chapter may take at this profile (the book's budget, measured in README)
     chapter_minutes: Mapping[str, float] = field(default_factory=dict)
+    # Chapters 5–6: poisoning and backdoor (automl protocol §4.2, §4.3, §5.5; None = the protocol's / all)
+    poison_rates: tuple[float, ...] = (0.1, 0.2, 0.4)  # random wrong-label rates; 0 % is the reference
+    poison_models: tuple[str, ...] | None = None  # models poisoned (and their 0 % reference); None = all
+    poison_epochs: int | None = 50  # protocol: 50 epochs from scratch; None = the zoo's epochs
+    poison_train_per_class: int | None = None  # training images per class; None = the zoo's
+    poison_test_per_class: int | None = None  # test images per class; None = the zoo's
+    backdoor_models: tuple[str, ...] | None = None  # BadNet and TrojanNN into these; None = all
+    backdoor_epochs: int = 20  # fine-tuning epochs (protocol: 20)
+    backdoor_train_images: int | None = None  # fine-tuning images per epoch; None = the zoo's training set
+    backdoor_test_images: int | None = None  # test images evaluated after every epoch; None = the zoo's
+    backdoor_poison_scale: float = 1.0  # multiplies each attack's per-batch poison rate (BadNet 0.02, TrojanNN 0.01)
+    trojannn_neurons: tuple[int, ...] = (1, 2, 4, 8)  # the neuron-number sweep (2 = the default run)
+    neuron_sweep_models: tuple[str, ...] | None = None  # None = all backdoor models
+    latent_imc_models: tuple[str, ...] | None = None  # latent backdoor and IMC; None = all backdoor models
+    latent_samples_per_class: int = 1000  # latent backdoor's sample per class (protocol §4.3)
+    latent_epochs: int = 100  # Adam passes of the latent trigger optimisation
+    imc_inner_iters: int = 20  # IMC trigger re-optimisation passes per epoch
+    imc_inner_batches: int = 21  # training batches per pass
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -181,6 +199,11 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         gv_images=8, hessian_images=16, hessian_iters=3, trace_samples=2, contour_grid=5, contour_images=2,
         chapter_minutes=MappingProxyType({"01_model_zoo": 1.0, "02_evasion": 0.5, "03_smoothness": 0.5,
                                           "04_mitigations": 0.5}),
+        # Chapters 5–6: every code path once (40 % only; 0 % = the clean zoo; tiny fine-tuning).
+        poison_rates=(0.4,), poison_epochs=None,
+        backdoor_epochs=2, backdoor_train_images=96, trojannn_neurons=(1, 2),
+        neuron_sweep_models=("darts", "resnet18"), latent_imc_models=("darts", "resnet18"),
+        latent_samples_per_class=4, latent_epochs=1, imc_inner_iters=1, imc_inner_batches=1,
     ),
     "quick": Profile(
         name="quick",
@@ -212,6 +235,10 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         manual_scale=MappingProxyType({"width": 1.0}),
         **_FULL_DATA, epochs=200, seeds=(0, 1, 2),
         chapter_minutes=MappingProxyType({}),
+        # Chapters 5–6: the protocol (p ∈ {10, 20, 40} %, 50 epochs from scratch; 20 fine-tuning epochs on all
+        # 50,000 images, every test image; TrojanNN neurons 1/2/4/8; latent 1,000/class × 100; IMC 20 × 21).
+        poison_rates=(0.1, 0.2, 0.4), poison_epochs=50, backdoor_epochs=20, trojannn_neurons=(1, 2, 4, 8),
+        latent_samples_per_class=1000, latent_epochs=100, imc_inner_iters=20, imc_inner_batches=21,
     ),
 })
 

@@ -293,3 +293,23 @@ def test_finetune_variant_starts_from_the_clean_weights(learnable):
     assert len(inputs.train_y) == 100 and inputs.batch_transform is not None
     with pytest.raises(ValueError, match="key"):
         BackdoorFinetune(BadNet(), "0" * 16).initial_state("resnet18", prof, 0)
+
+
+def test_chapter_jobs_follow_the_profile_and_fail_before_compute():
+    from nascore.findings import backdoor
+
+    p = get_profile("smoke", backdoor_models=["darts", "resnet18", "vgg13_bn"], trojannn_neurons=[1, 2, 4],
+                    neuron_sweep_models=["darts"], latent_imc_models=["darts", "resnet18"], backdoor_poison_scale=5.0)
+    jobs = backdoor.jobs(p)
+    assert sorted({k[0] for k in jobs}) == ["badnet", "imc", "latent", "trojannn", "trojannn_n1", "trojannn_n4"]
+    assert {k[1] for k in jobs if k[0] == "trojannn_n4"} == {"darts"}
+    assert jobs[("badnet", "darts", 0)].attack.poison_rate == pytest.approx(0.1)  # 0.02 × 5
+    assert jobs[("trojannn", "darts", 0)].attack.poison_rate == pytest.approx(0.05)  # 0.01 × 5
+    assert jobs[("trojannn_n4", "darts", 0)].attack.neuron_num == 4
+    with pytest.raises(ValueError, match="not among the backdoor models"):
+        backdoor.check(get_profile("smoke", backdoor_models=["darts", "resnet18"], neuron_sweep_models=["vgg13_bn"]))
+    with pytest.raises(ValueError, match="needs NAS and manual models"):
+        backdoor.check(get_profile("smoke", backdoor_models=["darts"], neuron_sweep_models=["darts"],
+                                   latent_imc_models=["darts"]))
+    with pytest.raises(ValueError, match="backdoor_poison_scale"):
+        backdoor.check(get_profile("smoke", backdoor_poison_scale=60.0))

@@ -93,3 +93,19 @@ def test_bad_rate_fails_with_the_valid_range(bad):
 def test_poison_indices_use_the_artifacts_floor():
     g = torch.Generator().manual_seed(0)
     assert len(poison_indices(1001, 0.1, g)) == 100
+
+
+def test_chapter_knobs_fail_before_compute():
+    from nascore.findings import poisoning
+    from nascore.profiles import get_profile
+
+    with pytest.raises(ValueError, match="needs NAS and manual models"):
+        poisoning.check(get_profile("smoke", poison_models=["darts", "pc_darts"]))
+    with pytest.raises(ValueError, match="unknown model"):
+        get_profile("smoke", nas_models=["dartz"])
+    with pytest.raises(ValueError, match=r"outside \(0, 1\)"):
+        poisoning.check(get_profile("smoke", poison_rates=[0.4, 1.0]))
+    p = get_profile("smoke", poison_models=["darts", "resnet18"], poison_rates=[0.2])
+    assert poisoning.check(p) == ("darts", "resnet18")
+    assert poisoning.overrides(get_profile("paper")) == {"epochs": 50}  # protocol: 50 epochs from scratch
+    assert poisoning.overrides(get_profile("smoke")) == {}  # 0 % reference = the clean zoo model

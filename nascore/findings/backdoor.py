@@ -1,0 +1,226 @@
+"""Chapter 6 — backdoors: are NAS models easier to backdoor, and cheaper to backdoor?
+
+Pang et al. (USENIX Security 2022, Fig. 7, Table 4; protocol §4.3, §5.5) fine-tune every trained model
+with stamped, relabelled copies in each batch and report the attack success rate (ASR, counted over *all*
+stamped test images, target-class images included) and the clean-accuracy drop (CAD), at the epoch with
+the best ASR among those that lost at most 3 points. Figure data (§11): BadNet ASR 90.5 → 93.2 %, CAD 3.2 →
+2.7 points; TrojanNN ASR 95.8 → 99.6 %, CAD 3.5 → 3.0 (manual → NAS).
+
+This module builds the injection jobs of a profile (BadNet and TrojanNN into every model, the TrojanNN
+neuron-number sweep the artifact meant to run, and the latent backdoor and IMC that it implemented but never
+ran), runs them through :func:`nascore.attacks.backdoor.inject_many` (per-epoch evaluation, cached), and
+tabulates them with the confounds and the comparisons: NAS − manual over models, mitigation − DARTS-V2 on
+the same stamped test images.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..attacks.backdoor import (IMC, BadNet, InjectionJob, LatentBackdoor, TrojanNN, inject_many, unpack_bits)
+from ..models import cell_stats, family, names
+from ..profiles import Profile
+
+CHAPTER = "06_backdoor"
+BASELINE = "darts"
+DEFAULT_NEURONS = 2  # the artifact's neuron_num
+
+
+def models(profile: Profile) -> tuple[str, ...]:
+    return tuple(profile.backdoor_models) if profile.backdoor_models is not None else profile.models
+
+
+def _subset(profile: Profile, knob: str) -> tuple[str, ...]:
+    chosen = getattr(profile, knob)
+    return models(profile) if chosen is None else tuple(chosen)
+
+
+def check(profile: Profile) -> tuple[str, ...]:
+    """Validate the chapter's knobs before any compute; returns the backdoor models."""
+    chosen = models(profile)
+    for knob in ("backdoor_models", "neuron_sweep_models", "latent_imc_models"):
+        listed = _subset(profile, knob)
+        unknown = [m for m in listed if m not in names()]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown} in {knob}; valid: {', '.join(names())}")
+        outside = [m for m in listed if m not in chosen]
+        if outside:
+            raise ValueError(f"{knob} lists {outside}, which are not among the backdoor models {list(chosen)}")
+    for knob in ("backdoor_epochs", "latent_samples_per_class", "latent_epochs", "imc_inner_iters",
+                 "imc_inner_batches"):
+        if getattr(profile, knob) < 1:
+            raise ValueError(f"{knob}={getattr(profile, knob)} must be >= 1")
+    for knob in ("backdoor_train_images", "backdoor_test_images"):
+        v = getattr(profile, knob)
+        if v is not None and v < 1:
+            raise ValueError(f"{knob}={v} must be >= 1 or None")
+    if not 0 < profile.backdoor_poison_scale * BadNet.poison_rate < 1:
+        raise ValueError(f"backdoor_poison_scale={profile.backdoor_poison_scale} gives a BadNet poison rate of "
+                         f"{profile.backdoor_poison_scale * BadNet.poison_rate:g}; valid: a scale in (0, 50)")
+    if any(n < 1 for n in profile.trojannn_neurons):
+        raise ValueError(f"trojannn_neurons {profile.trojannn_neurons} must all be >= 1")
+    if not {"nas", "manual"} <= {family(m) for m in chosen}:
+        raise ValueError(f"backdoor_models needs NAS and manual models for the comparison, got {list(chosen)}")
+    return chosen
+
+
+def attacks(profile: Profile) -> dict[str, object]:
+    """The configured attacks by column prefix (``badnet``, ``trojannn``, ``trojannn_n<k>``, ``latent``, ``imc``).
+
+    Each attack's per-batch poison rate is the artifact's (BadNet and latent 0.02, TrojanNN and IMC 0.01) times
+    ``profile.backdoor_poison_scale``; TrojanNN ranks the penultimate units over the fine-tuning images.
+    """
+    scale = profile.backdoor_poison_scale
+    trojan = dict(poison_rate=TrojanNN.poison_rate * scale, feature_images=profile.backdoor_train_images)
+    out = {"badnet": BadNet(poison_rate=BadNet.poison_rate * scale),
+           "trojannn": TrojanNN(neuron_num=DEFAULT_NEURONS, **trojan)}
+    for k in profile.trojannn_neurons:
+        if k != DEFAULT_NEURONS:
+            out[f"trojannn_n{k}"] = TrojanNN(neuron_num=k, **trojan)
+    out["latent"] = LatentBackdoor(samples_per_class=profile.latent_samples_per_class, epochs=profile.latent_epochs,
+                                   poison_rate=LatentBackdoor.poison_rate * scale)
+    out["imc"] = IMC(neuron_num=DEFAULT_NEURONS, inner_iters=profile.imc_inner_iters,
+                     inner_batches=profile.imc_inner_batches, **trojan)
+    return out
+
+
+def jobs(profile: Profile) -> dict[tuple[str, str, int], InjectionJob]:
+    """``{(prefix, model, seed): InjectionJob}`` for the profile (validated first)."""
+    check(profile)
+    which = {"badnet": models(profile), "trojannn": models(profile), "latent": _subset(profile, "latent_imc_models"),
+             "imc": _subset(profile, "latent_imc_models")}
+    out = {}
+    for prefix, attack in attacks(profile).items():
+        chosen = which.get(prefix, _subset(profile, "neuron_sweep_models"))
+        for m in chosen:
+            for s in profile.seeds:
+                out[(prefix, m, s)] = InjectionJob(attack, m, epochs=profile.backdoor_epochs, seed=s,
+                                                   train_images=profile.backdoor_train_images,
+                                                   test_images=profile.backdoor_test_images)
+    return out
+
+
+def run(profile: Profile, progress: bool = True, workers: int | None = None) -> dict:
+    """Inject every job of the profile (the clean zoo must exist or is trained first by the workers'
+    ``zoo.get``); ``{(prefix, model, seed): TrainedModel}``."""
+    todo = jobs(profile)
+    done = inject_many(list(todo.values()), profile, workers=workers, progress=progress)
+    return {k: done[j] for k, j in todo.items()}
+
+
+def _clean_confounds(entry) -> dict:
+    return {"params": int(sum(p.numel() for p in entry.model.parameters())),
+            "clean_acc": 100 * entry.record["metrics"]["test_acc"],
+            "train_loss": float(entry.record["history"][-1]["train_loss"])}
+
+
+def per_model(results: dict, clean: dict) -> pd.DataFrame:
+    """One row per (model, seed): confounds of the clean zoo model (``params``, ``clean_acc`` %,
+    ``train_loss``), the clean accuracy on the backdoor evaluation images before fine-tuning
+    (``acc_before``), and per attack prefix: ``<a>_asr`` (artifact counting, artifact's epoch selection),
+    ``<a>_asr_standard`` (target class excluded, same epoch), ``<a>_cad`` (pp, same epoch), ``<a>_epoch``,
+    ``<a>_asr_final`` / ``<a>_cad_final`` (last epoch), and the cell statistics."""
+    rows: dict[tuple[str, int], dict] = {}
+    for (prefix, m, s), tm in results.items():
+        row = rows.setdefault((m, s), {"model": m, "family": family(m), "seed": s, **_clean_confounds(clean[(m, s)])})
+        met = tm.record["metrics"]
+        sel, fin = met["selected"], met["final"]
+        row["acc_before"] = met["clean_acc0"]
+        row.update({f"{prefix}_asr": sel["asr"], f"{prefix}_asr_standard": sel["asr_standard"],
+                    f"{prefix}_cad": sel["cad"], f"{prefix}_epoch": sel["epoch"],
+                    f"{prefix}_asr_final": fin["asr"], f"{prefix}_asr_standard_final": fin["asr_standard"],
+                    f"{prefix}_cad_final": fin["cad"]})
+        if prefix.startswith("trojannn") or prefix == "imc":
+            d = met["diagnostics"]
+            row[f"{prefix}_activation_gain"] = d.get("activation_after", float("nan")) - d.get("activation_before",
+                                                                                               float("nan"))
+    out = pd.DataFrame(list(rows.values()))
+    for col, fn in (("depth", lambda m: cell_stats(m).depth), ("skips", lambda m: cell_stats(m).skips)):
+        out[col] = [fn(m) if family(m) != "manual" else float("nan") for m in out.model]
+    return out
+
+
+def epochs_long(results: dict) -> pd.DataFrame:
+    """Every evaluated epoch: attack, model, family, seed, epoch (0 = clean model), clean_acc, asr,
+    asr_standard (%), cad (pp)."""
+    rows = []
+    for (prefix, m, s), tm in results.items():
+        for r in tm.record["history"]:
+            rows.append({"attack": prefix, "model": m, "family": family(m), "seed": s, "epoch": r["epoch"],
+                         "clean_acc": r["clean_acc"], "asr": r["asr"], "asr_standard": r["asr_standard"],
+                         "cad": r["cad"]})
+    return pd.DataFrame(rows)
+
+
+def neuron_sweep(results: dict, profile: Profile) -> pd.DataFrame:
+    """TrojanNN ASR/CAD against the number of excited units, for the sweep models."""
+    rows = []
+    for (prefix, m, s), tm in results.items():
+        if not prefix.startswith("trojannn") or m not in _subset(profile, "neuron_sweep_models"):
+            continue
+        k = DEFAULT_NEURONS if prefix == "trojannn" else int(prefix.removeprefix("trojannn_n"))
+        met = tm.record["metrics"]
+        d = met["diagnostics"]
+        rows.append({"model": m, "family": family(m), "seed": s, "neurons": k, "asr": met["selected"]["asr"],
+                     "asr_standard": met["selected"]["asr_standard"], "cad": met["selected"]["cad"],
+                     "asr_final": met["final"]["asr"], "activation_before": d.get("activation_before"),
+                     "activation_after": d.get("activation_after"), "steps_taken": d.get("steps_taken")})
+    return pd.DataFrame(rows).sort_values(["model", "neurons"]).reset_index(drop=True) if rows else pd.DataFrame()
+
+
+#: (statistic column, claim) judged NAS − manual; the first of each claim is its primary statistic.
+FAMILY_STATISTICS = (("badnet_asr", "backdoor.asr"), ("badnet_cad", "backdoor.cad"),
+                     ("trojannn_asr", "backdoor.trojannn_asr"), ("trojannn_cad", "backdoor.trojannn_cad"),
+                     ("badnet_asr_standard", "backdoor.asr"), ("badnet_asr_final", "backdoor.asr"),
+                     ("latent_asr", "backdoor.asr"), ("imc_asr", "backdoor.asr"))
+
+
+def family_rows(table: pd.DataFrame, profile: Profile) -> list[dict]:
+    """NAS − manual rows for the registered backdoor statistics present in ``table`` (latent/IMC only where
+    both families have at least one model)."""
+    from .common import nas_vs_manual
+
+    rows = []
+    for col, claim in FAMILY_STATISTICS:
+        if col not in table or table[col].isna().all():
+            continue
+        fams = set(table.loc[table[col].notna(), "family"])
+        if {"nas", "manual"} <= fams:
+            rows.append(nas_vs_manual(table, col, claim, profile=profile.name))
+    return rows
+
+
+def mitigation_rows(results: dict, profile: Profile, seed: int = 0) -> list[dict]:
+    """mitigation − DARTS-V2 TrojanNN ASR (claim ``mitigation.backdoor_asr``) on the same stamped test
+    images: per-image success at each model's selected epoch (artifact counting), McNemar's test."""
+    from ..report import compare_paired
+
+    base = results.get(("trojannn", BASELINE, seed))
+    if base is None:
+        return []
+    n = base.record["metrics"]["n_test"]
+    b = unpack_bits(base.record["metrics"]["success_selected"], n).float()
+    rows = []
+    for m in profile.mitigation_models:
+        tm = results.get(("trojannn", m, seed))
+        if tm is None:
+            continue
+        a = unpack_bits(tm.record["metrics"]["success_selected"], n).float()
+        rows.append(compare_paired(a, b, "trojannn_asr", "mitigation.backdoor_asr", subject=m, baseline=BASELINE,
+                                   profile=profile.name, setting="TrojanNN, selected epochs, same stamped images"))
+    return rows
+
+
+def example_triggers(results: dict, seed: int = 0) -> dict[str, object]:
+    """The trigger each attack used in its last epoch, for one model per attack (NAS preferred)."""
+    from ..attacks.backdoor import Trigger
+    import torch
+
+    out = {}
+    for (prefix, m, s), tm in sorted(results.items(), key=lambda kv: (kv[0][0], family(kv[0][1]) != "nas")):
+        if s != seed or prefix in out:
+            continue
+        t = tm.record["metrics"]["trigger"]
+        h, w = t["size"]
+        mark = torch.tensor(t["mark"]).view(-1, h, w)
+        out[prefix] = (m, Trigger(mark, t["top"], t["left"], t["alpha"]))
+    return out
