@@ -141,12 +141,12 @@ def write_scorecard(results: Path | None = None, book: Path | None = None,
         profiles = sorted({r["profile"] for r in status.values()})
     tables = {name: sc.load_verdicts(results, name) for name in profiles}
     out = book / "_verdicts"
-    for name, (df, stale) in tables.items():
+    for name, (df, stale, problems) in tables.items():
         chapters_here = set(df["chapter"]) | set(stale)
         for chapter in sorted(chapters_here):
             if status.get(chapter, {}).get("profile", name) != name:
                 continue  # the chapter's page shows the profile it was last run at
-            text = (sc.render_chapter(df, chapter, name) if chapter not in stale else
+            text = (sc.render_chapter(df, chapter, name, problems) if chapter not in stale else
                     f"{sc.badge(sc.NOT_YET_MEASURED)} this chapter's verdicts predate the inference rules; re-run it.\n")
             atomic_write_text(out / f"{chapter}.md", text)
     path = book / "scorecard.md"

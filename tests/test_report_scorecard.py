@@ -62,7 +62,7 @@ def test_scorecard_lists_every_claim_and_never_shows_nan(tmp_path):
     assert text.count(NOT_YET_MEASURED) >= len(all_claims()) - 3
     assert "Holm p = " in text and "{bdg-success}`reproduced`" in text
     assert "{bdg-secondary}`not measurable at this scale`" in text
-    assert "must be re-run: 01_model_zoo" in text
+    assert "must be re-run: 01_model_zoo" in text and "invalid" not in text
     assert ":::{dropdown} Details and 1 exploratory statistic" in text       # pgd_asr_argmax folded
     assert "this project's extension" in text and "paper claim" in text
     # the tally counts every claim once
@@ -82,6 +82,18 @@ def test_chapter_blocks_show_the_same_final_labels_as_the_scorecard(tmp_path):
     assert block in card
     assert "re-run" in (out / "_verdicts" / "01_model_zoo.md").read_text()
     assert not (out / "_verdicts" / "04_mitigations.md").exists()
+
+
+def test_two_primary_rows_for_one_claim_are_shown_invalid_not_silently_picked(tmp_path):
+    res, out = _results(tmp_path)
+    row = compare_families(_zoo("nes_asr", [30, 31, 32.0], [1, 2, 3.0]), "nes_asr", n_boot=500)
+    save_results(verdict_table([row, row]), res / "quick" / "05_demo" / "verdicts", {"seed": 0})
+    (out / "_status" / "05_demo.json").write_text(json.dumps({"profile": "quick"}))
+    text = book.write_scorecard(results=res, book=out).read_text()
+    assert "05\\_demo reports 2 primary rows for evasion.nes\\_asr" in text
+    block = text[text.index("**`evasion.nes_asr`**"):text.index("**`smoothness.grad_var`**")]
+    assert NOT_YET_MEASURED in block and "invalid: one of several primary rows" in block
+    assert "invalid" in (out / "_verdicts" / "05_demo.md").read_text()
 
 
 def test_chapter_table_labels_the_raw_verdict():
