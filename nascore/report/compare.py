@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from . import claims as _claims
-from .confounds import CONFOUNDS, Adjusted, adjust, confound_columns, confound_values, seed_spread
+from .confounds import CONFOUNDS, MIN_RESIDUAL_DF, Adjusted, adjust, confound_columns, confound_values, seed_spread
 from .stats import (N_PERM, DiffEstimate, bootstrap_ci, bootstrap_diff, bootstrap_extreme, bootstrap_p,
                     mcnemar_test, n_splits, permutation_test, sign_flip_test)
 from .statistics import role as _role
@@ -124,9 +124,12 @@ def _adjust_text(claim, stat, raw_label: str, adjusted: dict, ci: float, alpha: 
         if joint.vif > 10:
             parts.append(f" NAS is nearly collinear with the confounds (VIF {joint.vif:.0f}): the data cannot "
                          f"separate the family from them.")
-    else:
-        parts.append(" Too few models for the joint confound adjustment.")
     alone = [(c, a) for c, a in adjusted.items() if c != "joint" and a is not None]
+    if joint is None:
+        k = len(adjusted) - 1
+        need = f"{3 + MIN_RESIDUAL_DF} models for one confound, {2 + k + MIN_RESIDUAL_DF} for all {k}"
+        parts.append(f" Too few models for the joint confound adjustment (it needs {need})." if alone else
+                     f" Too few models to adjust for confounds (it needs {need}).")
     if alone:
         parts.append(" Each confound alone: " + "; ".join(f"{a.covariate_words or c}: {one(a)}" for c, a in alone) + ".")
         flips = [a.covariate_words for c, a in alone if math.isfinite(a.low)
