@@ -147,7 +147,8 @@ def write_scorecard(results: Path | None = None, book: Path | None = None,
             if status.get(chapter, {}).get("profile", name) != name:
                 continue  # the chapter's page shows the profile it was last run at
             text = (sc.render_chapter(df, chapter, name, problems) if chapter not in stale else
-                    f"{sc.badge(sc.NOT_YET_MEASURED)} this chapter's verdicts predate the inference rules; re-run it.\n")
+                    f"{sc.badge(sc.NOT_YET_MEASURED)} this chapter's verdicts predate the inference rules; "
+                    "re-run it.\n")
             atomic_write_text(out / f"{chapter}.md", text)
     path = book / "scorecard.md"
     atomic_write_text(path, sc.render_scorecard(tables))

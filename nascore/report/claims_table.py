@@ -96,7 +96,8 @@ CLAIM_TABLE: tuple[Claim, ...] = (
     Claim(id="backdoor.trojannn_asr", paper="automl-security", primary="trojannn_asr",
           statement="TrojanNN succeeds more often on NAS models.",
           direction="greater", expected=3.9, tolerance=1.0, source="Fig. 7, TrojanNN series (§11)",
-          note="Size = the difference of the §11 means, 95.77 → 99.64 % (+3.87). Tolerance ±1 point is this project's choice: the "
+          note="Size = the difference of the §11 means, 95.77 → 99.64 % (+3.87). Tolerance ±1 point is this "
+               "project's choice: the "
                "appendix's tolerance for the same measurement under BadNet. NAS values sit near the 100 % "
                "ceiling.",
           evidence=("F",)),

@@ -131,7 +131,8 @@ def _adjust_text(claim, stat, raw_label: str, adjusted: dict, ci: float, alpha: 
         parts.append(f" Too few models for the joint confound adjustment (it needs {need})." if alone else
                      f" Too few models to adjust for confounds (it needs {need}).")
     if alone:
-        parts.append(" Each confound alone: " + "; ".join(f"{a.covariate_words or c}: {one(a)}" for c, a in alone) + ".")
+        each = "; ".join(f"{a.covariate_words or c}: {one(a)}" for c, a in alone)
+        parts.append(f" Each confound alone: {each}.")
         flips = [a.covariate_words for c, a in alone if math.isfinite(a.low)
                  and decide(claim, a.low, a.high, a.p_value, alpha)[0] != raw_label]
         if flips and joint is None:
@@ -209,7 +210,8 @@ def compare_families(df: pd.DataFrame, statistic: str, claim: str | None = None,
     elif not confounds:
         extra = " Not adjusted for confounds (none given)."
     if spread[1]:
-        extra += (f" Seed-to-seed spread within an architecture: SD {stat.fmt(spread[0])} {unit_words(stat.difference_units)} "
+        extra += (f" Seed-to-seed spread within an architecture: SD {stat.fmt(spread[0])} "
+                  f"{unit_words(stat.difference_units)} "
                   f"({spread[1]} architectures with ≥ 2 seeds), next to the family difference "
                   f"{stat.fmt(est.estimate, True)}.")
     return _row(claim, stat, role, est, p, test, n_text, units_of_analysis="models (seed-averaged)",
@@ -266,7 +268,8 @@ def compare_paired(outcome_a, outcome_b, statistic: str, claim: str, subject: st
     stat, claim, role = _claim_and_role(statistic, claim, subject, exploratory)
     a, b = np.asarray(outcome_a, float).ravel(), np.asarray(outcome_b, float).ravel()
     if a.shape != b.shape or a.size < 2:
-        raise ValueError(f"outcome_a and outcome_b must be per-image values on the same images, got {a.shape}, {b.shape}")
+        raise ValueError(f"outcome_a and outcome_b must be per-image values on the same images, "
+                         f"got {a.shape}, {b.shape}")
     binary = bool(np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all())
     scale = 100.0 if binary and stat.units == "percent" else 1.0
     d = scale * (a - b)

@@ -90,7 +90,8 @@ def paper_statistic(statistic: str, series: str | None = None, mitigation: bool 
     if series is not None:
         specs = [s for s in specs if s[0] == series]
         if not specs:
-            raise ValueError(f"unknown series {series!r} for {statistic!r}; valid: {[s[0] for s in _series(statistic, mitigation)]}")
+            valid = [s[0] for s in _series(statistic, mitigation)]
+            raise ValueError(f"unknown series {series!r} for {statistic!r}; valid: {valid}")
     frames = []
     for name, figure, setting, transform in specs:
         if transform == "drop":
@@ -140,7 +141,8 @@ def paper_difference(statistic: str | None = None, *, figure: str | None = None,
 
 
 def plot_paper_vs_ours(ours: pd.DataFrame, statistic: str, ax=None, *, series: str | None = None,
-                       mitigation: bool = False, ours_label: str = "this book", families=("manual", "nas", "mitigation")):
+                       mitigation: bool = False, ours_label: str = "this book",
+                       families=("manual", "nas", "mitigation")):
     """Model by model: our value (filled circle) next to the paper's (hollow diamond), one colour per
     family, models grouped by family and sorted by the paper's value. Legible at the book's
     772 px text width (10 pt text).

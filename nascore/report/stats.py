@@ -334,7 +334,8 @@ def mcnemar_test(success_a, success_b) -> McNemarResult:
     a = np.asarray(success_a).astype(bool).ravel()
     b = np.asarray(success_b).astype(bool).ravel()
     if a.size != b.size or a.size == 0:
-        raise ValueError(f"success_a and success_b must be paired outcomes on the same images, got {a.size} and {b.size}")
+        raise ValueError(f"success_a and success_b must be paired outcomes on the same images, "
+                         f"got {a.size} and {b.size}")
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     table = [[int((a & b).sum()), only_a], [only_b, int((~a & ~b).sum())]]
     exact = only_a + only_b < 25
