@@ -457,3 +457,15 @@ def test_fixed_seed_build_is_unchanged_by_refactoring(name):
     assert got["out_abs"] == pytest.approx(ref["out_abs"], rel=1e-4)
     if torch.backends.cpu.get_cpu_capability() == "AVX512":
         assert got["exact"] == ref["exact"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_code_fingerprint_covers_the_builder_module(name):
+    """The model cache keys on the modules defining the model's classes (nascore.fingerprint);
+    the module holding a model's builder must be one of them, or a changed builder would load
+    stale weights. (Each builder module defines the ManualNet subclass it returns.)"""
+    from nascore.fingerprint import model_modules
+
+    mods = model_modules(small(name))
+    assert MANUAL_BUILDERS[name].__module__ in mods
+    assert "nascore.models.manual.common" in mods and "nascore.models.base" in mods

@@ -10,7 +10,13 @@ from torch import nn
 
 from .common import ManualNet, gn_groups, scale_channels
 
-__all__ = ["StdConv2d", "PreActBottleneck", "bit_r50x1"]
+__all__ = ["BiTComp", "StdConv2d", "PreActBottleneck", "bit_r50x1"]
+
+
+class BiTComp(ManualNet):
+    """BiT-M-R50x1 as a :class:`~nascore.models.manual.common.ManualNet`. Its own class (no new
+    behaviour) so that a cached model's code fingerprint (:mod:`nascore.fingerprint`, the modules
+    defining the model's classes) covers this module's builder."""
 
 
 class StdConv2d(nn.Conv2d):
@@ -87,4 +93,4 @@ def bit_r50x1(num_classes: int = 10, width: float = 1.0) -> ManualNet:
         ("flatten", nn.Flatten(1)),
         ("fc", nn.Linear(cin, num_classes)),
     ]))
-    return ManualNet("bit_r50x1", stem, blocks, head, num_classes, width)
+    return BiTComp("bit_r50x1", stem, blocks, head, num_classes, width)

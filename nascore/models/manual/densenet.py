@@ -7,7 +7,13 @@ from torch import nn
 
 from .common import ManualNet, scale_channels, tv
 
-__all__ = ["densenet121"]
+__all__ = ["DenseNetComp", "densenet121"]
+
+
+class DenseNetComp(ManualNet):
+    """DenseNet-121 as a :class:`~nascore.models.manual.common.ManualNet`. Its own class (no new
+    behaviour) so that a cached model's code fingerprint (:mod:`nascore.fingerprint`, the modules
+    defining the model's classes) covers this module's builder."""
 
 
 def densenet121(num_classes: int = 10, width: float = 1.0) -> ManualNet:
@@ -36,4 +42,4 @@ def densenet121(num_classes: int = 10, width: float = 1.0) -> ManualNet:
         ("flatten", nn.Flatten(1)),
         ("fc", dn.classifier),
     ]))
-    return ManualNet("densenet121", stem, blocks, head, num_classes, width)
+    return DenseNetComp("densenet121", stem, blocks, head, num_classes, width)

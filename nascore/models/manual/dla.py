@@ -8,7 +8,13 @@ from torch import nn
 
 from .common import ManualNet, classifier_head, conv3x3, scale_channels
 
-__all__ = ["dla34"]
+__all__ = ["DLAComp", "dla34"]
+
+
+class DLAComp(ManualNet):
+    """DLA-34 as a :class:`~nascore.models.manual.common.ManualNet`. Its own class (no new
+    behaviour) so that a cached model's code fingerprint (:mod:`nascore.fingerprint`, the modules
+    defining the model's classes) covers this module's builder."""
 
 
 class _DLABasicBlock(nn.Module):
@@ -129,4 +135,4 @@ def dla34(num_classes: int = 10, width: float = 1.0) -> ManualNet:
         _DLALevel(_DLATree(2, c[3], c[4], stride=2, level_root=True)),    # level4
         _DLALevel(_DLATree(1, c[4], c[5], stride=2, level_root=True)),    # level5
     ]
-    return ManualNet("dla34", stem, blocks, classifier_head(c[5], num_classes), num_classes, width)
+    return DLAComp("dla34", stem, blocks, classifier_head(c[5], num_classes), num_classes, width)

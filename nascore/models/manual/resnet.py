@@ -12,7 +12,13 @@ from .common import ManualNet, conv3x3, scale_channels, tv
 
 _tvr = tv.models.resnet
 
-__all__ = ["resnet18", "resnext50_32x4d", "wide_resnet50_2"]
+__all__ = ["ResNetComp", "resnet18", "resnext50_32x4d", "wide_resnet50_2"]
+
+
+class ResNetComp(ManualNet):
+    """ResNet-18 / ResNeXt-50 / Wide-ResNet-50-2 as a :class:`~nascore.models.manual.common.ManualNet`. Its own class (no new
+    behaviour) so that a cached model's code fingerprint (:mod:`nascore.fingerprint`, the modules
+    defining the model's classes) covers this module's builder."""
 
 
 class _WidthResNet(_tvr.ResNet):
@@ -63,7 +69,7 @@ def _resnet_comp(arch: str, block: type, layers: list[int], num_classes: int, wi
     # same layer at the scaled width (ResNeXt comp: Linear(fc.in_features // 2, C, bias=False)).
     fc = nn.Linear(out_ch, num_classes, bias=fc_bias)
     head = nn.Sequential(OrderedDict([("pool", net.avgpool), ("flatten", nn.Flatten(1)), ("fc", fc)]))
-    return ManualNet(arch, stem, blocks, head, num_classes, width)
+    return ResNetComp(arch, stem, blocks, head, num_classes, width)
 
 
 def resnet18(num_classes: int = 10, width: float = 1.0) -> ManualNet:

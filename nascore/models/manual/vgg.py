@@ -7,7 +7,13 @@ from torch import nn
 
 from .common import ManualNet, scale_channels, tv
 
-__all__ = ["vgg13_bn"]
+__all__ = ["VGGComp", "vgg13_bn"]
+
+
+class VGGComp(ManualNet):
+    """VGG-13-BN as a :class:`~nascore.models.manual.common.ManualNet`. Its own class (no new
+    behaviour) so that a cached model's code fingerprint (:mod:`nascore.fingerprint`, the modules
+    defining the model's classes) covers this module's builder."""
 
 
 def _tv_vgg_init(module: nn.Module) -> None:
@@ -52,4 +58,4 @@ def vgg13_bn(num_classes: int = 10, width: float = 1.0) -> ManualNet:
         ("dropout2", nn.Dropout(0.5)),
         ("fc3", nn.Linear(fc_dim, num_classes)),
     ]))
-    return ManualNet("vgg13_bn", nn.Identity(), blocks, head, num_classes, width)
+    return VGGComp("vgg13_bn", nn.Identity(), blocks, head, num_classes, width)
