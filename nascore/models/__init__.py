@@ -20,7 +20,7 @@ from torch import nn
 
 from .base import BlockNet
 from .darts import DartsNetwork
-from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, genotype, normal_cell_stats
+from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, cell_stats, genotype
 
 FAMILIES = ("nas", "manual", "mitigation")
 #: The ten NAS cells of the paper's study (protocol §1.2).
@@ -81,6 +81,25 @@ def scale_knobs(name: str) -> tuple[str, ...]:
     return tuple(p for p in inspect.signature(fn).parameters if p not in ("self", "genotype", "num_classes"))
 
 
+def build_arguments(name: str, **scale) -> dict:
+    """The complete build arguments of ``name`` with ``scale``: every knob with its default filled
+    in (so a changed default is visible), and for cells the genotype as data. Unknown knobs raise."""
+    _check_name(name)
+    valid = scale_knobs(name)
+    bad = sorted(set(scale) - set(valid))
+    if bad:
+        raise ValueError(f"unknown scale knob(s) {bad} for {name!r} ({family(name)}); valid: {', '.join(valid)}")
+    fn = DartsNetwork.__init__ if _FAMILY[name] != "manual" else _manual_builders()[name]
+    args = {p.name: p.default for p in inspect.signature(fn).parameters.values()
+            if p.name in valid and p.default is not inspect.Parameter.empty}
+    args.update(scale)
+    if _FAMILY[name] != "manual":
+        g = genotype(name)
+        args["genotype"] = {"normal": [list(e) for e in g.normal], "normal_concat": list(g.normal_concat),
+                            "reduce": [list(e) for e in g.reduce], "reduce_concat": list(g.reduce_concat)}
+    return args
+
+
 def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
     """Build a freshly initialised model. Unknown names or knobs raise ``ValueError``."""
     _check_name(name)
@@ -91,12 +110,4 @@ def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
     return _builder(name)(num_classes=num_classes, **scale)
 
 
-def cell_stats(name: str):
-    """Normal-cell statistics (depth, skips, input edges) derived from the genotype."""
-    if family(name) == "manual":
-        raise ValueError(f"{name!r} is a manual model; cell statistics exist for: "
-                         f"{', '.join(names('nas') + names('mitigation'))}")
-    return normal_cell_stats(name)
-
-
-__all__ = ["STUDY_NAS", "names", "family", "build", "scale_knobs", "cell_stats", "FAMILIES", "GENOTYPES", "BlockNet"]
+__all__ = ["STUDY_NAS", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats", "FAMILIES", "GENOTYPES", "BlockNet"]
