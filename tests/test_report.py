@@ -182,6 +182,27 @@ def test_missing_confounds_are_an_error_unless_explicitly_skipped():
     assert "Not adjusted for confounds" in row["text"] and math.isnan(row["adj_estimate"])
 
 
+def test_model_confounds_from_zoo_records():
+    from types import SimpleNamespace
+
+    import torch
+
+    from nascore.report import add_confounds, model_confounds
+
+    lin = torch.nn.Linear(3, 2)                                     # 8 parameters
+    entries = {("darts", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.5, "final_train_loss": 1.25,
+                                                                            "params": 8}}),
+               ("resnet18", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.25},
+                                                                   "history": [{"train_loss": 2.0}, {"train_loss": 1.5}]})}
+    conf = model_confounds(entries)
+    assert conf[["params", "clean_acc", "train_loss"]].values.tolist() == [[8, 50.0, 1.25], [8, 25.0, 1.5]]
+    merged = add_confounds(pd.DataFrame({"model": ["darts", "resnet18"], "seed": [0, 0], "clean_acc": [1.0, 2.0]}),
+                           entries)
+    assert merged["clean_acc"].tolist() == [1.0, 2.0] and merged["train_loss"].tolist() == [1.25, 1.5]
+    with pytest.raises(ValueError, match="final training loss"):
+        model_confounds({("x", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.1}})})
+
+
 # --------------------------------------------------------------------------- scales, seeds, units
 def test_log10_and_rank_scales():
     df = _zoo([10.0, 100.0, 1000.0], [1e4, 1e5, 1e3], column="gv_init")

@@ -57,17 +57,19 @@ class Adjusted:
 def model_confounds(entries) -> pd.DataFrame:
     """One row per (model, seed) with ``params`` (count), ``clean_acc`` (%, final epoch) and
     ``train_loss`` (mean training loss of the final epoch) from trained zoo entries
-    (``{(model, seed): TrainedModel}``, as :func:`nascore.zoo.train_many` returns)."""
+    (``{(model, seed): TrainedModel}``, as :func:`nascore.zoo.train_many` returns). Reads the
+    record's ``metrics`` (``final_train_loss``, ``params``), else its last history row and the model."""
     rows = []
     for (name, seed), entry in entries.items():
         record = entry.record
+        metrics = record.get("metrics", {})
         history = record.get("history") or []
-        loss = record.get("metrics", {}).get("train_loss", history[-1]["train_loss"] if history else None)
+        loss = metrics.get("final_train_loss", history[-1].get("train_loss") if history else None)
         if loss is None:
-            raise ValueError(f"zoo entry {(name, seed)} has no training loss in its record")
-        rows.append({"model": name, "seed": seed,
-                     "params": int(sum(p.numel() for p in entry.model.parameters())),
-                     "clean_acc": 100 * float(record["metrics"]["test_acc"]), "train_loss": float(loss)})
+            raise ValueError(f"zoo entry {(name, seed)} has no final training loss in its record")
+        params = metrics.get("params") or sum(p.numel() for p in entry.model.parameters())
+        rows.append({"model": name, "seed": seed, "params": int(params),
+                     "clean_acc": 100 * float(metrics["test_acc"]), "train_loss": float(loss)})
     return pd.DataFrame(rows)
 
 
