@@ -60,8 +60,8 @@ def test_scorecard_lists_every_claim_and_never_shows_nan(tmp_path):
         assert f"`{c.id}`" in text, c.id
     assert "nan" not in text.lower().replace("nans", "")
     assert text.count(NOT_YET_MEASURED) >= len(all_claims()) - 3
-    assert "Holm p = " in text and "{bdg-success}`reproduced`" in text
-    assert "{bdg-secondary}`not measurable at this scale`" in text
+    assert "Holm p = " in text and 'class="verdict verdict-reproduced"' in text
+    assert '"verdict verdict-not-measurable-at-this-scale"' in text
     assert "must be re-run: 01_model_zoo" in text and "invalid" not in text
     assert ":::{dropdown} Details and 1 exploratory statistic" in text       # pgd_asr_argmax folded
     assert "this project's extension" in text and "paper claim" in text
@@ -128,6 +128,6 @@ def test_scorecard_and_chapter_include_render_with_warnings_as_errors(tmp_path):
                          capture_output=True, text=True, timeout=280)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     html = (site / "_build" / "html" / "book" / "02_evasion.html").read_text()
-    assert "evasion.pgd_asr" in html and "sd-badge" in html and "reproduced" in html
+    assert "evasion.pgd_asr" in html and 'class="verdict verdict-reproduced"' in html
     card = (site / "_build" / "html" / "book" / "scorecard.html").read_text()
-    assert "not yet measured" in card and "sd-badge" in card and "<details" in card   # the fold
+    assert 'class="verdict verdict-not-yet-measured"' in card and "<details" in card   # the fold

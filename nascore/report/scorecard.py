@@ -22,16 +22,24 @@ from .claims import PAPERS, all_claims, get
 from .verdict import (COLUMNS, INCONCLUSIVE, NOT_MEASURABLE, NOT_REPRODUCED, NOT_YET_MEASURED, REPRODUCED,
                       apply_holm, fmt_p)
 
-BADGES = {REPRODUCED: "bdg-success", NOT_REPRODUCED: "bdg-danger", INCONCLUSIVE: "bdg-warning",
-          NOT_MEASURABLE: "bdg-secondary", NOT_YET_MEASURED: "bdg-light", "mixed": "bdg-info",
-          "invalid": "bdg-danger-line"}
+#: Badge colours (background, text) per label. A badge is an inline HTML span with the CSS class
+#: ``verdict`` (the contract nascore.browsercheck relies on) and inline colours, so it needs no theme CSS.
+BADGES = {REPRODUCED: ("#1a7f37", "#ffffff"), NOT_REPRODUCED: ("#cf222e", "#ffffff"),
+          INCONCLUSIVE: ("#f2cc60", "#3d2c00"), NOT_MEASURABLE: ("#6e7781", "#ffffff"),
+          NOT_YET_MEASURED: ("#eaeef2", "#24292f"), "mixed": ("#0969da", "#ffffff"), "invalid": ("#ffffff", "#cf222e")}
 INVALID = "invalid"
 TALLY_ORDER = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURABLE, "mixed", NOT_YET_MEASURED)
 PAPER_TITLES = {"automl-security": "On the Security Risks of AutoML", "deepsloth": "DeepSloth"}
 
 
 def badge(label: str) -> str:
-    return f"{{{BADGES.get(label, 'bdg-light')}}}`{label}`"
+    """The coloured verdict badge (inline HTML, survives ``jupyter-book build -W``)."""
+    bg, fg = BADGES.get(label, BADGES[NOT_YET_MEASURED])
+    slug = label.replace(" ", "-")
+    border = fg if bg == "#ffffff" else bg
+    style = (f"background:{bg};color:{fg};border:1px solid {border};border-radius:0.35em;"
+             f"padding:0.05em 0.45em;font-weight:600;font-size:0.9em;white-space:nowrap")
+    return f'<span class="verdict verdict-{slug}" style="{style}">{label}</span>'
 
 
 def md(text) -> str:
