@@ -92,7 +92,7 @@ def jobs(profile: Profile) -> dict[tuple[str, str, int], InjectionJob]:
     for prefix, attack in attacks(profile).items():
         chosen = which.get(prefix, _subset(profile, "neuron_sweep_models"))
         for m in chosen:
-            for s in profile.seeds:
+            for s in profile.seeds_for(m):
                 out[(prefix, m, s)] = InjectionJob(attack, m, epochs=profile.backdoor_epochs, seed=s,
                                                    train_images=profile.backdoor_train_images,
                                                    test_images=profile.backdoor_test_images)

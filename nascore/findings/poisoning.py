@@ -67,13 +67,18 @@ def variant(profile: Profile, rate: float) -> RandomLabelPoison:
     return RandomLabelPoison(rate, crop_padding=r["crop_padding"], flip=r["flip"], cutout=r["cutout"])
 
 
+def seeds(profile: Profile) -> dict[str, tuple[int, ...]]:
+    """Training seeds per poisoned model (the profile's seeds plus any extra ones for that model)."""
+    return {m: profile.seeds_for(m) for m in models(profile)}
+
+
 def train_all(profile: Profile, progress: bool = True, workers: int | None = None) -> dict:
     """Train (or load) the 0 % reference and every poisoned model: ``{(model, seed, rate): TrainedModel}``."""
     chosen, over = check(profile), overrides(profile)
     out = {}
     for rate in (0.0, *profile.poison_rates):
         v = None if rate == 0 else variant(profile, rate)
-        got = zoo.train_many(chosen, profile, seeds=profile.seeds, workers=workers, progress=progress, variant=v,
+        got = zoo.train_many(chosen, profile, seeds=seeds(profile), workers=workers, progress=progress, variant=v,
                              **over)
         out.update({(n, s, rate): tm for (n, s), tm in got.items()})
     return out

@@ -123,19 +123,24 @@ class Backdoor:
         return out, torch.cat((torch.full((k,), self.target, dtype=y.dtype, device=y.device), y))
 
     @torch.inference_mode()
-    def asr(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> BackdoorScore:
-        """Classify the stamped images ``x`` (float [0,1] or uint8) with ``model`` in eval mode.
+    def asr(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
+            precision: str = "fp32") -> BackdoorScore:
+        """Classify the stamped images ``x`` (float [0,1] or uint8) with ``model`` in eval mode
+        (``precision``: ``"fp32"`` or ``"bf16"`` autocast, as the model was trained).
 
         Returns a :class:`BackdoorScore` (per image, on the CPU): ``.artifact`` and ``.standard`` are the
         two ASR countings (fractions).
         """
+        from ...train import autocast
+
         device = next(model.parameters()).device
         success = []
         with eval_mode(model):
             for start in range(0, len(x), batch_size):
                 xb = x[start:start + batch_size].to(device)
                 xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
-                pred = model(self.stamp(xb.contiguous(memory_format=torch.channels_last))).argmax(1)
+                with autocast(device, precision):
+                    pred = model(self.stamp(xb.contiguous(memory_format=torch.channels_last))).argmax(1)
                 success.append((pred == self.target).cpu())
         success_t = torch.cat(success) if success else torch.zeros(0, dtype=torch.bool)
         return BackdoorScore(success_t, (y.cpu() == self.target))

@@ -168,15 +168,20 @@ class InjectionJob:
             if v is not None and v < 1:
                 raise ValueError(f"{k} must be >= 1 or None, got {v}")
 
-    def key_config(self, clean_key: str) -> dict:
+    def recipe(self, precision: str = "fp32") -> Recipe:
+        """The fine-tuning recipe (protocol §4.3) at the clean model's training precision."""
+        return finetune_recipe(self.epochs, precision=precision)
+
+    def key_config(self, clean_key: str, precision: str = "fp32") -> dict:
         return {"attack": self.attack.config(), "clean_key": clean_key, "epochs": self.epochs,
-                "recipe": finetune_recipe(self.epochs).to_dict(), "train_images": self.train_images,
+                "recipe": self.recipe(precision).to_dict(), "train_images": self.train_images,
                 "test_images": self.test_images, "seed": self.seed,
                 "code": {m: module_fingerprint(m)[:16] for m in _CODE}}
 
 
-def _eval_row(model, bound: Backdoor, x, y, epoch: int, clean_acc: float, base: float | None, extra: dict):
-    score = bound.asr(model, x, y)
+def _eval_row(model, bound: Backdoor, x, y, epoch: int, clean_acc: float, base: float | None, extra: dict,
+              precision: str):
+    score = bound.asr(model, x, y, precision=precision)
     return {"epoch": epoch, "clean_acc": 100 * clean_acc, "asr": 100 * score.artifact,
             "asr_standard": 100 * score.standard, "cad": 0.0 if base is None else base - 100 * clean_acc,
             **extra}, score.success
@@ -207,7 +212,8 @@ def _cached(job: InjectionJob, profile, device, data, make_fit):
         torch.manual_seed(job.seed)
         return build(job.model, num_classes=cfg.num_classes, **scale)
 
-    return zoo.cached(f"backdoor-{job.attack.name}-{job.model}", job.key_config(cfg.key()), build_model,
+    return zoo.cached(f"backdoor-{job.attack.name}-{job.model}", job.key_config(cfg.key(), cfg.recipe["precision"]),
+                      build_model,
                       make_fit(cfg, prof, data), device=device, profile=prof.name, seed=job.seed)
 
 
@@ -215,7 +221,7 @@ def _fit(job: InjectionJob, cfg, prof, data, device, progress: bool):
     """The resumable epoch-by-epoch fine-tuning of ``job`` (the ``fit`` of ``zoo.cached``)."""
     from ... import zoo
 
-    recipe = finetune_recipe(job.epochs)
+    recipe = job.recipe(cfg.recipe["precision"])  # the clean model's precision (fp32, or bf16 where it pays)
 
     def fit(model, checkpoint: Path):
         train_x, train_y, test_x, test_y = zoo.splits(data, cfg)
@@ -234,7 +240,7 @@ def _fit(job: InjectionJob, cfg, prof, data, device, progress: bool):
             bound = job.attack.prepare(model, ft_x, ft_y, torch.Generator().manual_seed(job.seed))
             acc0 = evaluate(model, ev_x, ev_y, device=device, precision=recipe.precision)
             row, success = _eval_row(model, bound, ev_x, ev_y, 0, acc0, None,
-                                     {"train_loss": None, "seconds": time.perf_counter() - t0})
+                                     {"train_loss": None, "seconds": time.perf_counter() - t0}, recipe.precision)
             state = {"rows": [row], "success": [success], "mark": bound.trigger.mark, "mark_epoch": 0,
                      "prepared": bound.diagnostics()}
             save()
@@ -257,7 +263,7 @@ def _fit(job: InjectionJob, cfg, prof, data, device, progress: bool):
             h = hist[-1]
             row, success = _eval_row(model, bound, ev_x, ev_y, epoch, h["test_acc"], base,
                                      {"train_loss": h["train_loss"], "seconds": time.perf_counter() - t0,
-                                      "images_per_second": h["images_per_second"], **per_epoch})
+                                      "images_per_second": h["images_per_second"], **per_epoch}, recipe.precision)
             state["rows"].append(row)
             state["success"].append(success)
             save()
