@@ -224,3 +224,28 @@ def example_triggers(results: dict, seed: int = 0) -> dict[str, object]:
         mark = torch.tensor(t["mark"]).view(-1, h, w)
         out[prefix] = (m, Trigger(mark, t["top"], t["left"], t["alpha"]))
     return out
+
+
+def table4(table: pd.DataFrame, profile: Profile) -> tuple[pd.DataFrame, str]:
+    """The paper's Table 4 rows at this profile: DARTS-V2 and the mitigation cells with their clean accuracy,
+    TrojanNN ASR and CAD (this chapter) and the 40 % poisoning drop (chapter 5's results, when saved), next to
+    the paper's drop. Returns the table and a note on what is missing."""
+    from ..report import load_results, paper_statistic
+    from .common import results_dir
+
+    names_ = [BASELINE, *profile.mitigation_models]
+    cols = ["model", "clean_acc", "trojannn_asr", "trojannn_asr_standard", "trojannn_cad"]
+    out = table[table.model.isin(names_)].groupby("model", as_index=False)[cols[1:]].mean()
+    note = ""
+    stem = results_dir(profile, "05_poisoning") / "per_model"
+    if stem.with_suffix(".csv").is_file():
+        poison = load_results(stem)
+        if "poison_acc_drop_40" in poison:
+            out = out.merge(poison.groupby("model", as_index=False)["poison_acc_drop_40"].mean(), on="model", how="left")
+    else:
+        note = (f"Chapter 5 (05_poisoning) has not been run at profile {profile.name!r}: the poisoning column is "
+                "missing.")
+    paper = paper_statistic("poison_acc_drop_40", mitigation=True).set_index("model")["value"]
+    out["paper_poison_acc_drop_40"] = out.model.map(paper)
+    order = {m: i for i, m in enumerate(names_)}
+    return out.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True), note
