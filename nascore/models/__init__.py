@@ -10,6 +10,9 @@ Families (Pang et al., USENIX Security 2022, protocol §1):
   scale knobs ``C``, ``layers``, ``reductions``, ``dropout``, ``drop_path_prob``, ``auxiliary``.
 * ``"mitigation"`` — DARTS-i/ii/iii (deeper cells, no skips), same network and knobs.
 * ``"manual"`` — seven CIFAR-adapted hand-designed CNNs; scale knob ``width``.
+* ``"sdn"`` — the three DeepSloth backbones (VGG-16-BN, ResNet-56, MobileNet v1) that
+  :mod:`nascore.multiexit` turns into multi-exit networks; scale knob ``width``
+  (:mod:`.sdn_backbones`; no input normalisation, as in DeepSloth).
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from torch import nn
 
 from .base import BlockNet
 from .darts import DartsNetwork
+from .sdn_backbones import SDN_BACKBONES
 from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, genotype, normal_cell_stats
 
-FAMILIES = ("nas", "manual", "mitigation")
+FAMILIES = ("nas", "manual", "mitigation", "sdn")
 #: The ten NAS cells of the paper's study (protocol §1.2).
 STUDY_NAS = NAS_ARCHS
 
@@ -34,11 +38,13 @@ def _manual_builders() -> dict[str, Callable[..., BlockNet]]:
 
 MANUAL_NAMES = ("resnet18", "resnext50_32x4d", "wide_resnet50_2", "densenet121", "dla34",
                 "vgg13_bn", "bit_r50x1")
+SDN_NAMES = ("vgg16_bn", "resnet56", "mobilenet_v1")
 
 _FAMILY: dict[str, str] = {
     **{n: "nas" for n in NAS_ARCHS + EXTRA_NAS_ARCHS},
     **{n: "mitigation" for n in MITIGATION_ARCHS},
     **{n: "manual" for n in MANUAL_NAMES},
+    **{n: "sdn" for n in SDN_NAMES},
 }
 
 
@@ -58,7 +64,7 @@ def names(family: str | None = None) -> list[str]:
 
 
 def family(name: str) -> str:
-    """``"nas"``, ``"manual"`` or ``"mitigation"``."""
+    """``"nas"``, ``"manual"``, ``"mitigation"`` or ``"sdn"``."""
     _check_name(name)
     return _FAMILY[name]
 
@@ -71,13 +77,15 @@ def _check_name(name: str) -> None:
 def _builder(name: str) -> Callable[..., nn.Module]:
     if _FAMILY[name] == "manual":
         return _manual_builders()[name]
+    if _FAMILY[name] == "sdn":
+        return SDN_BACKBONES[name]
     return lambda num_classes=10, **scale: DartsNetwork(genotype(name), num_classes=num_classes, **scale)
 
 
 def scale_knobs(name: str) -> tuple[str, ...]:
     """The scale keyword arguments :func:`build` accepts for ``name``."""
     _check_name(name)
-    fn = DartsNetwork.__init__ if _FAMILY[name] != "manual" else _manual_builders()[name]
+    fn = DartsNetwork.__init__ if _FAMILY[name] not in ("manual", "sdn") else _builder(name)
     return tuple(p for p in inspect.signature(fn).parameters if p not in ("self", "genotype", "num_classes"))
 
 
@@ -93,10 +101,10 @@ def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
 
 def cell_stats(name: str):
     """Normal-cell statistics (depth, skips, input edges) derived from the genotype."""
-    if family(name) == "manual":
-        raise ValueError(f"{name!r} is a manual model; cell statistics exist for: "
+    if family(name) in ("manual", "sdn"):
+        raise ValueError(f"{name!r} is a {family(name)} model; cell statistics exist for: "
                          f"{', '.join(names('nas') + names('mitigation'))}")
     return normal_cell_stats(name)
 
 
-__all__ = ["STUDY_NAS", "names", "family", "build", "scale_knobs", "cell_stats", "FAMILIES", "GENOTYPES", "BlockNet"]
+__all__ = ["STUDY_NAS", "SDN_NAMES", "names", "family", "build", "scale_knobs", "cell_stats", "FAMILIES", "GENOTYPES", "BlockNet"]
