@@ -54,8 +54,10 @@ class CIFAR10:
     """The dataset as tensors.
 
     train_x, test_x : uint8 ``(N, 3, 32, 32)``; train_y, test_y : int64 ``(N,)``.
-    provenance : dict with ``source`` (``"torchvision"`` or ``"jpeg"``), ``label``, ``sha256``
-        (archive) or ``path``.
+    provenance : dict with ``source`` (``"torchvision"`` or ``"jpeg"``), ``label`` and
+        ``arrays_sha256`` (the fingerprint of the arrays, measured when loaded); for the JPEG copy also
+        ``archive_sha256`` (verified when the archive was decoded) and ``decoder`` (Pillow/libjpeg
+        versions that decoded it).
     """
 
     train_x: torch.Tensor
@@ -129,38 +131,84 @@ def decode_jpeg_archive(archive: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def decoder_versions() -> dict:
+    """Versions of what turns the JPEG files into pixels (decoding can differ between them)."""
+    import PIL
+    from PIL import features
+
+    return {"pillow": PIL.__version__, "libjpeg_turbo": features.version("libjpeg_turbo"),
+            "jpg": features.version("jpg")}
+
+
+def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the names, shapes, dtypes and bytes of the dataset arrays (sorted by name):
+    the fingerprint of the pixels and labels actually used, whatever their source."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
 def _load_jpeg(root: Path) -> CIFAR10:
     archive = next((p for p in archive_candidates() if p.is_file()), None)
     if archive is None:
         raise DataUnavailableError(_how_to_provide(root))
     cache = root / f"cifar10-jpeg-{ARCHIVE_SHA256[:12]}-order{DECODE_ORDER_SEED}"
-    if not (cache / _COMPLETE).is_file():
+    marker = _read_marker(cache)
+    if marker is None:
         digest = sha256_file(archive)
         if digest != ARCHIVE_SHA256:
             raise ChecksumError(f"{archive}: sha256 {digest} does not match the expected {ARCHIVE_SHA256}; "
                                 "the archive is corrupt or a different file. " + _how_to_provide(root))
-        _write_array_cache(cache, decode_jpeg_archive(archive))
+        decoded = decode_jpeg_archive(archive)
+        marker = _write_array_cache(cache, decoded, {"archive_sha256": digest, "decoder": decoder_versions()})
     arrays = _read_array_cache(cache)
+    measured = arrays_sha256(arrays)
+    if measured != marker["arrays_sha256"]:
+        raise ChecksumError(f"{cache}: the decoded arrays hash to {measured[:16]}…, but {_COMPLETE} recorded "
+                            f"{marker['arrays_sha256'][:16]}… when they were written: the cache was modified or "
+                            f"is damaged. Delete {cache} to decode the archive again.")
     return CIFAR10(**{k: torch.from_numpy(v) for k, v in arrays.items()},
-                   provenance={"source": "jpeg", "label": SOURCE_LABELS["jpeg"], "sha256": ARCHIVE_SHA256,
-                               "archive": str(archive), "order_seed": DECODE_ORDER_SEED})
+                   provenance={"source": "jpeg", "label": SOURCE_LABELS["jpeg"],
+                               "archive_sha256": marker["archive_sha256"], "arrays_sha256": measured,
+                               "decoder": marker["decoder"], "archive": archive.name,
+                               "order_seed": DECODE_ORDER_SEED})
 
 
 _ARRAYS = {"train_x": (50000, 3, 32, 32), "train_y": (50000,), "test_x": (10000, 3, 32, 32), "test_y": (10000,)}
 _COMPLETE = "complete.json"
 
 
-def _write_array_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
-    """One ``.npy`` per array (atomic each), then the ``complete.json`` marker, written last."""
+def _read_marker(cache: Path) -> dict | None:
+    """The cache's ``complete.json`` if the cache is complete and fingerprinted, else None (decode
+    again: a cache written before fingerprints existed is re-decoded rather than trusted)."""
+    import json
+
+    try:
+        marker = json.loads((cache / _COMPLETE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if not isinstance(marker, dict) or not {"arrays_sha256", "archive_sha256", "decoder"} <= set(marker):
+        return None
+    return marker
+
+
+def _write_array_cache(cache: Path, arrays: dict[str, np.ndarray], info: dict) -> dict:
+    """One ``.npy`` per array (atomic each), then the ``complete.json`` marker — shapes, the arrays'
+    SHA-256 and ``info`` (archive hash, decoder versions) — written last. Returns the marker."""
     cache.mkdir(parents=True, exist_ok=True)
     for name, arr in arrays.items():
         atomic_write(cache / f"{name}.npy", lambda f, a=arr: np.save(f, a, allow_pickle=False))
-    atomic_write_json(cache / _COMPLETE, {k: list(v.shape) for k, v in arrays.items()})
+    marker = {"shapes": {k: list(v.shape) for k, v in arrays.items()}, "arrays_sha256": arrays_sha256(arrays), **info}
+    atomic_write_json(cache / _COMPLETE, marker)
+    return marker
 
 
 def _read_array_cache(cache: Path) -> dict[str, np.ndarray]:
-    """Memory-map the cached arrays (copy-on-write): a process only holds the pages it reads, so
-    the training workers, which use a subset, do not each carry the whole 184 MB dataset."""
+    """Memory-map the cached arrays (copy-on-write): a process only holds the pages it reads, and
+    the page cache is shared between the training workers."""
     arrays = {}
     for name, shape in _ARRAYS.items():
         arr = np.load(cache / f"{name}.npy", mmap_mode="c", allow_pickle=False)
@@ -182,10 +230,12 @@ def _load_torchvision(root: Path, download: bool) -> CIFAR10:
     arrays = {}
     for split, train in (("train", True), ("test", False)):
         ds = tv.datasets.CIFAR10(str(root), train=train, download=download)  # md5-checked by torchvision
-        arrays[f"{split}_x"] = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
-        arrays[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
-    return CIFAR10(**arrays, provenance={"source": "torchvision", "label": SOURCE_LABELS["torchvision"],
-                                         "path": str(root / "cifar-10-batches-py"), "downloaded": download})
+        arrays[f"{split}_x"] = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))
+        arrays[f"{split}_y"] = np.asarray(ds.targets, dtype=np.int64)
+    return CIFAR10(**{k: torch.from_numpy(v) for k, v in arrays.items()},
+                   provenance={"source": "torchvision", "label": SOURCE_LABELS["torchvision"],
+                               "arrays_sha256": arrays_sha256(arrays), "path": "cifar-10-batches-py",
+                               "downloaded": download})
 
 
 def load_cifar10(source: str = "auto", root: str | os.PathLike | None = None, download: bool = False) -> CIFAR10:
@@ -256,24 +306,49 @@ def augment(x: torch.Tensor, generator: torch.Generator, crop_padding: int = 4, 
     return x
 
 
+def augment_once(x_uint8: torch.Tensor, generator: torch.Generator, crop_padding: int = 4, flip: bool = True,
+                 cutout: int = 0, batch_size: int = 4096) -> torch.Tensor:
+    """One frozen augmentation draw of uint8 images ``(N, C, H, W)``, returned as uint8.
+
+    Crop (zero padding) and flip move whole pixels and cutout writes zeros, so the result is exact
+    in uint8. Used where the protocol augments once and then keeps the images fixed (poisoned
+    images, §4.2; the thief's query set, §4.4).
+    """
+    if x_uint8.dtype != torch.uint8 or x_uint8.ndim != 4:
+        raise ValueError(f"expected uint8 (N, C, H, W) images, got {x_uint8.dtype} {tuple(x_uint8.shape)}")
+    out = torch.empty_like(x_uint8)
+    for start in range(0, len(x_uint8), batch_size):
+        chunk = x_uint8[start:start + batch_size]
+        out[start:start + batch_size] = augment(chunk.float(), generator, crop_padding, flip, cutout).to(torch.uint8)
+    return out
+
+
 class DeviceLoader:
     """Iterate over ``(x, y)`` batches of a uint8 dataset kept on the device.
 
-    ``x`` is float32 in [0,1], ``(B, 3, 32, 32)`` in channels_last memory format; ``y`` int64.
-    With ``train=True`` the order is shuffled and batches are augmented, both from a
-    ``torch.Generator`` seeded by ``seed`` whose state can be saved and restored (resumable,
-    deterministic). The last batch may be smaller (``drop_last=False``, as DARTS).
+    ``x`` is float32 in [0,1], ``(B, 3, 32, 32)`` in channels_last memory format; ``y`` as given
+    (int64 labels, or float probability vectors). With ``train=True`` the order is shuffled and
+    batches are augmented, both from a ``torch.Generator`` seeded by ``seed`` whose state can be
+    saved and restored (resumable, deterministic); samples marked in ``frozen`` (bool ``(N,)``) are
+    returned as stored, never augmented. The last batch may be smaller (``drop_last=False``, as DARTS).
     """
 
     def __init__(self, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device | str,
-                 train: bool = False, seed: int = 0, crop_padding: int = 4, flip: bool = True, cutout: int = 16):
+                 train: bool = False, seed: int = 0, crop_padding: int = 4, flip: bool = True, cutout: int = 16,
+                 frozen: torch.Tensor | None = None):
         if x_uint8.dtype != torch.uint8 or x_uint8.ndim != 4:
             raise ValueError(f"expected uint8 (N, C, H, W) images, got {x_uint8.dtype} {tuple(x_uint8.shape)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if len(y) != len(x_uint8):
+            raise ValueError(f"{len(x_uint8)} images but {len(y)} labels")
+        if frozen is not None and (frozen.dtype != torch.bool or frozen.shape != (len(x_uint8),)):
+            raise ValueError(f"frozen must be a bool tensor of shape ({len(x_uint8)},), got "
+                             f"{frozen.dtype} {tuple(frozen.shape)}")
         self.device = torch.device(device)
         self.x = x_uint8.to(self.device)
         self.y = y.to(self.device)
+        self.frozen = frozen.to(self.device) if frozen is not None and bool(frozen.any()) else None
         self.batch_size, self.train = batch_size, train
         self.crop_padding, self.flip, self.cutout = crop_padding, flip, cutout
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -289,5 +364,8 @@ class DeviceLoader:
             idx = order[start:start + self.batch_size]
             x = self.x[idx].float().div_(255)
             if self.train:
-                x = augment(x, self.generator, self.crop_padding, self.flip, self.cutout)
+                augmented = augment(x, self.generator, self.crop_padding, self.flip, self.cutout)
+                if self.frozen is not None:  # frozen samples keep their stored pixels (one draw, made earlier)
+                    augmented = torch.where(self.frozen[idx, None, None, None], x, augmented)
+                x = augmented
             yield x.contiguous(memory_format=torch.channels_last), self.y[idx]

@@ -14,7 +14,9 @@ cell reads ``$NASCORE_PROFILE`` and defaults to ``quick``; CI sets ``NASCORE_PRO
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -40,10 +42,12 @@ class Profile:
     train_per_class: int | None  # None = all 5,000 per class
     test_per_class: int | None  # evaluation subset of the test set; None = all 1,000 per class
     subset_seed: int = 1228  # the artifact's data seed
-    # Training (protocol §3; other recipe values keep their defaults)
+    # Training (protocol §3; other recipe values keep their defaults unless ``recipe`` overrides them)
     epochs: int = 200
     batch_size: int = 96
     seeds: tuple[int, ...] = (0,)
+    recipe: Mapping[str, Any] = field(default_factory=dict)  # further nascore.train.Recipe fields
+    extra_seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # model -> additional seeds
     # Evasion (automl protocol §4.1)
     pgd_images: int = 1000
     eps_linf: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
@@ -71,24 +75,94 @@ class Profile:
         """Scale knobs passed to :func:`nascore.models.build` for ``model`` at this profile."""
         return dict(self.manual_scale if family(model) == "manual" else self.nas_scale)
 
+    def recipe_overrides(self) -> dict:
+        """Keyword arguments for :class:`nascore.train.Recipe` at this profile."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, **dict(self.recipe)}
+
+    def seeds_for(self, model: str) -> tuple[int, ...]:
+        """The seeds trained for ``model``: the profile's seeds plus any extra ones for it."""
+        return tuple(dict.fromkeys(self.seeds + tuple(self.extra_seeds.get(model, ()))))
+
     def override(self, **knobs) -> "Profile":
-        """A copy with some fields replaced; unknown names raise ``ValueError``."""
+        """A copy with some fields replaced. Unknown names, values of the wrong type and values out
+        of range raise ``ValueError`` naming the knob, the value and what is valid — before any compute."""
         valid = [f.name for f in dataclasses.fields(self) if f.name != "name"]
         bad = sorted(set(knobs) - set(valid))
         if bad:
             raise ValueError(f"unknown profile knob(s) {bad}; valid: {', '.join(valid)}")
-        for key in ("nas_models", "manual_models", "mitigation_models"):
-            if key in knobs:
-                knobs[key] = tuple(knobs[key])
-                unknown = [m for m in knobs[key] if m not in names()]
-                if unknown:
-                    raise ValueError(f"unknown model(s) {unknown} in {key}; valid: {', '.join(names())}")
+        for key, value in list(knobs.items()):
+            knobs[key] = _validated(key, value)
         return dataclasses.replace(self, **knobs)
 
     def to_dict(self) -> dict:
         """Plain, picklable fields (``Profile(**p.to_dict()) == p`` up to mapping types)."""
         return {f.name: (dict(v) if isinstance(v, Mapping) else v)
                 for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+
+#: Integer knobs that count something and must be >= 1 (other integer knobs must be >= 0).
+POSITIVE_COUNTS = ("epochs", "batch_size", "pgd_images", "sweep_images", "sweep_steps", "nes_images",
+                   "nes_samples", "nes_max_queries", "gv_images", "hessian_images", "hessian_iters",
+                   "trace_samples", "contour_grid", "contour_images", "train_per_class", "test_per_class")
+_MODEL_LISTS = ("nas_models", "manual_models", "mitigation_models")
+
+
+def _validated(key: str, value: Any) -> Any:
+    """Check one override against the field's declared type and range; return it normalised."""
+    import typing
+
+    hint = typing.get_type_hints(Profile)[key]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    def fail(why: str):
+        raise ValueError(f"profile knob {key}={value!r}: {why}")
+    if key in _MODEL_LISTS:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            fail("expected a list of model names")
+        unknown = [m for m in value if m not in names()]
+        if unknown:
+            fail(f"unknown model(s) {unknown}; valid: {', '.join(names())}")
+        return tuple(value)
+    if key == "recipe":
+        from .train import Recipe
+        if not isinstance(value, Mapping):
+            fail("expected a mapping of nascore.train.Recipe fields")
+        try:
+            Recipe(**dict(value))
+        except (TypeError, ValueError) as err:
+            fail(str(err))
+        return MappingProxyType(dict(value))
+    if origin is typing.Union or (origin is not None and type(None) in args):  # X | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("expected an integer")
+        low = 1 if key in POSITIVE_COUNTS else 0
+        if value < low:
+            fail(f"must be >= {low}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            fail("expected a finite number >= 0")
+        value = float(value)
+    elif origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+            fail("expected a non-empty list")
+        inner = args[0]
+        if inner is float and not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                      for v in value):
+            fail("expected positive numbers")
+        if inner is int and not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+            fail("expected integers >= 0")
+        value = tuple(value)
+    elif origin in (collections.abc.Mapping, dict) or hint in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            fail("expected a mapping")
+        value = MappingProxyType(dict(value))
+    elif hint is str and not isinstance(value, str):
+        fail("expected a string")
+    return value
 
 
 _FULL_DATA = dict(train_per_class=None, test_per_class=None)

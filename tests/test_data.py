@@ -1,5 +1,6 @@
 """CIFAR-10 loading, subsets and on-device augmentation (automl protocol §2)."""
 import gzip
+import hashlib
 import io
 import tarfile
 
@@ -115,19 +116,72 @@ def test_real_archive_loads_with_provenance():
     assert d.train_x.shape == (50000, 3, 32, 32) and d.test_x.shape == (10000, 3, 32, 32)
     assert d.train_x.dtype == torch.uint8
     assert torch.equal(torch.bincount(d.test_y), torch.full((10,), 1000))
-    assert d.provenance["source"] == "jpeg" and d.provenance["sha256"] == data.ARCHIVE_SHA256
+    assert d.provenance["source"] == "jpeg" and d.provenance["archive_sha256"] == data.ARCHIVE_SHA256
+    # the recorded arrays hash is the hash of these very arrays, recomputed independently here
+    h = hashlib.sha256()
+    for name, t in sorted({"test_x": d.test_x, "test_y": d.test_y, "train_x": d.train_x, "train_y": d.train_y}.items()):
+        a = t.numpy()
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    assert d.provenance["arrays_sha256"] == h.hexdigest()
+    assert d.provenance["decoder"]["pillow"]
     mean = d.train_x[:5000].float().mean((0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor([0.4913, 0.4821, 0.4465]), atol=0.01)
     assert len(set(d.test_y[:20].tolist())) > 3  # not class-sorted
+
+
+def test_tampered_decoded_cache_is_refused(tmp_path, monkeypatch):
+    """A decoded cache whose arrays no longer match the hash recorded at decode time is refused."""
+    arrays = {"train_x": np.zeros((50000, 3, 32, 32), np.uint8), "train_y": np.arange(50000) % 10,
+              "test_x": np.ones((10000, 3, 32, 32), np.uint8), "test_y": np.arange(10000) % 10}
+    archive = tmp_path / data.ARCHIVE_NAME
+    archive.write_bytes(b"stand-in: never read, the cache is complete")
+    monkeypatch.setattr(data, "archive_candidates", lambda: [archive])
+    cache = tmp_path / f"cifar10-jpeg-{data.ARCHIVE_SHA256[:12]}-order{data.DECODE_ORDER_SEED}"
+    data._write_array_cache(cache, arrays, {"archive_sha256": data.ARCHIVE_SHA256, "decoder": {}})
+    d = data.load_cifar10("jpeg", root=tmp_path)
+    assert d.provenance["arrays_sha256"] == data.arrays_sha256(arrays)
+    tampered = arrays["test_x"].copy()
+    tampered[0, 0, 0, 0] = 7
+    np.save(cache / "test_x.npy", tampered)
+    with pytest.raises(data.ChecksumError, match="modified or is damaged"):
+        data.load_cifar10("jpeg", root=tmp_path)
 
 
 def test_array_cache_round_trip_and_bad_shape_refused(tmp_path):
     arrays = {"train_x": np.zeros((50000, 3, 32, 32), np.uint8), "train_y": np.arange(50000) % 10,
               "test_x": np.ones((10000, 3, 32, 32), np.uint8), "test_y": np.arange(10000) % 10}
     cache = tmp_path / "c"
-    data._write_array_cache(cache, arrays)
+    data._write_array_cache(cache, arrays, {"archive_sha256": "x", "decoder": {}})
     back = data._read_array_cache(cache)
     assert all(np.array_equal(back[k], v) for k, v in arrays.items())
     np.save(cache / "test_x.npy", np.ones((10, 3, 32, 32), np.uint8))
     with pytest.raises(data.ChecksumError, match="expected"):
         data._read_array_cache(cache)
+
+
+def test_augment_once_is_exact_uint8_and_seeded():
+    x = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    a = data.augment_once(x, torch.Generator().manual_seed(5), cutout=0)
+    b = data.augment_once(x, torch.Generator().manual_seed(5), cutout=0)
+    assert a.dtype == torch.uint8 and torch.equal(a, b)
+    ref = data.augment(x.float(), torch.Generator().manual_seed(5), cutout=0)
+    assert torch.equal(a, ref.to(torch.uint8))  # same draw as the float pipeline, exact in uint8
+    assert not torch.equal(a, x)
+
+
+def test_frozen_samples_are_never_augmented():
+    x = torch.randint(1, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(40)
+    frozen = torch.zeros(40, dtype=torch.bool)
+    frozen[::3] = True
+    loader = data.DeviceLoader(x, y, 16, "cpu", train=True, seed=0, frozen=frozen)
+    changed = torch.zeros(40, dtype=torch.bool)
+    for _ in range(3):
+        for xb, yb in loader:
+            same = (xb * 255).round().to(torch.uint8).eq(x[yb]).flatten(1).all(1)
+            assert bool(same[frozen[yb]].all())  # frozen: exactly as stored, every epoch
+            changed[yb[~same]] = True
+    assert bool(changed[~frozen].float().mean() > 0.5)  # the others are augmented
+    with pytest.raises(ValueError, match="frozen must be a bool tensor"):
+        data.DeviceLoader(x, y, 16, "cpu", frozen=torch.ones(5, dtype=torch.bool))

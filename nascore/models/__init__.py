@@ -89,6 +89,25 @@ def scale_knobs(name: str) -> tuple[str, ...]:
     return tuple(p for p in inspect.signature(fn).parameters if p not in ("self", "genotype", "num_classes"))
 
 
+def build_arguments(name: str, **scale) -> dict:
+    """The complete build arguments of ``name`` with ``scale``: every knob with its default filled
+    in (so a changed default is visible), and for cells the genotype as data. Unknown knobs raise."""
+    _check_name(name)
+    valid = scale_knobs(name)
+    bad = sorted(set(scale) - set(valid))
+    if bad:
+        raise ValueError(f"unknown scale knob(s) {bad} for {name!r} ({family(name)}); valid: {', '.join(valid)}")
+    fn = DartsNetwork.__init__ if _FAMILY[name] not in ("manual", "sdn") else _builder(name)
+    args = {p.name: p.default for p in inspect.signature(fn).parameters.values()
+            if p.name in valid and p.default is not inspect.Parameter.empty}
+    args.update(scale)
+    if _FAMILY[name] not in ("manual", "sdn"):
+        g = genotype(name)
+        args["genotype"] = {"normal": [list(e) for e in g.normal], "normal_concat": list(g.normal_concat),
+                            "reduce": [list(e) for e in g.reduce], "reduce_concat": list(g.reduce_concat)}
+    return args
+
+
 def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
     """Build a freshly initialised model. Unknown names or knobs raise ``ValueError``."""
     _check_name(name)
@@ -107,4 +126,5 @@ def cell_stats(name: str):
     return normal_cell_stats(name)
 
 
-__all__ = ["STUDY_NAS", "SDN_NAMES", "names", "family", "build", "scale_knobs", "cell_stats", "FAMILIES", "GENOTYPES", "BlockNet"]
+__all__ = ["STUDY_NAS", "SDN_NAMES", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats", "FAMILIES",
+           "GENOTYPES", "BlockNet"]
