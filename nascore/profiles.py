@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .models import MANUAL_NAMES, STUDY_NAS, family, names
+from .models import MANUAL_NAMES, SDN_NAMES, STUDY_NAS, family, names
 from .models.genotypes import MITIGATION_ARCHS
 
 
@@ -66,6 +66,21 @@ class Profile:
     contour_images: int = 20
     # Minutes each chapter may take at this profile (the book's budget, measured in README)
     chapter_minutes: Mapping[str, float] = field(default_factory=dict)
+    # Chapter 9: DeepSloth (protocol deepsloth.md). Defaults are the protocol's; image counts are test
+    # images per backbone, the first ones of the profile's test subset.
+    sdn_models: tuple[str, ...] = SDN_NAMES
+    sdn_scale: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # backbone -> scale knobs
+    sdn_ic_epochs: int = 25  # IC-only training passes over the training set (lr x0.1 at 60 %)
+    sdn_ic_reuse: int = 1  # passes per augmentation draw whose pooled features are computed once
+    sloth_images: int = 10_000  # per-sample DeepSloth L-inf, PGD-20 and the universal attacks
+    sloth_extra_images: int = 10_000  # per-sample L2 / L1 DeepSloth, PGD-avg, PGD-max (exploratory)
+    sloth_iteration_scale: float = 1.0  # fraction of the protocol's iterations of the L2/L1 attacks
+    sloth_universal_images: int = 250  # crafting set of the universal attacks: first training images
+    sloth_class_images: int = 250  # class-universal: crafting training images per class
+    sloth_uap_images: int = 100  # DeepFool-UAP crafting images
+    sloth_uap_passes: int = 100  # DeepFool-UAP passes over them at most
+    sloth_latency_images: int = 1_000  # batch-1 wall-clock timing, clean and attacked
+    sloth_bootstrap: int = 10_000  # bootstrap resamples over test images
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -73,6 +88,8 @@ class Profile:
 
     def scale_for(self, model: str) -> dict:
         """Scale knobs passed to :func:`nascore.models.build` for ``model`` at this profile."""
+        if family(model) == "sdn":
+            return dict(self.sdn_scale.get(model, {}))
         return dict(self.manual_scale if family(model) == "manual" else self.nas_scale)
 
     def recipe_overrides(self) -> dict:
@@ -104,7 +121,10 @@ class Profile:
 POSITIVE_COUNTS = ("epochs", "batch_size", "pgd_images", "sweep_images", "sweep_steps", "nes_images",
                    "nes_samples", "nes_max_queries", "gv_images", "hessian_images", "hessian_iters",
                    "trace_samples", "contour_grid", "contour_images", "train_per_class", "test_per_class")
-_MODEL_LISTS = ("nas_models", "manual_models", "mitigation_models")
+POSITIVE_COUNTS += ("sdn_ic_epochs", "sdn_ic_reuse", "sloth_images", "sloth_extra_images", "sloth_universal_images",
+                    "sloth_class_images", "sloth_uap_images", "sloth_uap_passes", "sloth_latency_images",
+                    "sloth_bootstrap")
+_MODEL_LISTS = ("nas_models", "manual_models", "mitigation_models", "sdn_models")
 
 
 def _validated(key: str, value: Any) -> Any:
