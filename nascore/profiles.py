@@ -72,6 +72,7 @@ class Profile:
     sdn_scale: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # backbone -> scale knobs
     sdn_ic_epochs: int = 25  # IC-only training passes over the training set (lr x0.1 at 60 %)
     sdn_ic_reuse: int = 1  # passes per augmentation draw whose pooled features are computed once
+    sdn_ic_train_images: int | None = None  # class-balanced IC-training subset; None = the backbone's training set
     sloth_images: int = 10_000  # per-sample DeepSloth L-inf, PGD-20 and the universal attacks
     sloth_extra_images: int = 10_000  # per-sample L2 / L1 DeepSloth, PGD-avg, PGD-max (exploratory)
     sloth_iteration_scale: float = 1.0  # fraction of the protocol's iterations of the L2/L1 attacks
@@ -121,7 +122,7 @@ class Profile:
 POSITIVE_COUNTS = ("epochs", "batch_size", "pgd_images", "sweep_images", "sweep_steps", "nes_images",
                    "nes_samples", "nes_max_queries", "gv_images", "hessian_images", "hessian_iters",
                    "trace_samples", "contour_grid", "contour_images", "train_per_class", "test_per_class")
-POSITIVE_COUNTS += ("sdn_ic_epochs", "sdn_ic_reuse", "sloth_images", "sloth_extra_images", "sloth_universal_images",
+POSITIVE_COUNTS += ("sdn_ic_epochs", "sdn_ic_reuse", "sdn_ic_train_images", "sloth_images", "sloth_extra_images", "sloth_universal_images",
                     "sloth_class_images", "sloth_uap_images", "sloth_uap_passes", "sloth_latency_images",
                     "sloth_bootstrap")
 _MODEL_LISTS = ("nas_models", "manual_models", "mitigation_models", "sdn_models")
@@ -201,6 +202,11 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         gv_images=8, hessian_images=16, hessian_iters=3, trace_samples=2, contour_grid=5, contour_images=2,
         chapter_minutes=MappingProxyType({"01_model_zoo": 1.0, "02_evasion": 0.5, "03_smoothness": 0.5,
                                           "04_mitigations": 0.5}),
+        # Chapter 9 (DeepSloth): code paths only
+        sdn_scale=MappingProxyType({n: {"width": 1 / 16} for n in SDN_NAMES}),
+        sdn_ic_epochs=2, sdn_ic_reuse=2, sloth_images=8, sloth_extra_images=4, sloth_iteration_scale=0.02,
+        sloth_universal_images=20, sloth_class_images=2, sloth_uap_images=4, sloth_uap_passes=1,
+        sloth_latency_images=4, sloth_bootstrap=200,
     ),
     "quick": Profile(
         name="quick",
@@ -221,6 +227,29 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         # 14.8, 11.2, 5.0 and 1.0 min; the rest of the hour is left to the later chapters.
         chapter_minutes=MappingProxyType({"01_model_zoo": 15, "02_evasion": 12, "03_smoothness": 5,
                                           "04_mitigations": 1, "book build": 1, "later chapters": 26}),
+        # Chapter 9 (DeepSloth), sized for <= 15 min on 2 cores from single-thread throughput measured on
+        # this CPU (1 thread, img/s; train = SGD step at batch 128, step = DeepSloth input-gradient step
+        # through backbone + every IC, fwd = SDN forward):
+        #   vgg16_bn w=1/4 (0.96 M params): train 275, step 223, fwd 644
+        #   resnet56 w=3/8 (0.12 M):        train ~190, step 110, fwd 298   (w=1/2: 144 / 91 / 260)
+        #   mobilenet_v1 w=1/4 (0.22 M):    train 644, step 208, fwd 860
+        # Backbones (zoo.train_many, 2 workers, 1 epoch of 50k at quick v2): ResNet ~265 s on one worker,
+        # VGG 182 + MobileNet 78 s on the other: ~4.5 min wall.
+        # IC-only training: one augmentation draw of 10k images (features: 14 / 33 / 12 s), reused for
+        # 10 passes (the updates cost ~2 s).
+        # Attacks, in input-gradient steps per backbone: DeepSloth L-inf 200x30 = 6,000, PGD-20 ~3,000,
+        # universal L-inf 250x20 = 5,000, universal L2 (scale .04: 11 epochs x 5 batches x 2 steps x 50
+        # images) 5,500, universal L1 1,000, class-universal 10x25x20 = 5,000, L2/L1/PGD-avg on 25 images
+        # ~1,300, PGD-max 25x20x(exits)x~0.55 = 4,100 (VGG) .. 7,700 (ResNet), DeepFool-UAP ~3,500,
+        # forward passes (10k clean test images + 12 attacked sets) ~4,000 step-equivalents:
+        # ~42k steps = 380 s for ResNet (one worker), ~170 + 180 s for VGG + MobileNet (the other).
+        # Latency (batch 1): 2 x 100 images x 3 backbones, < 10 s. Total ~13 min + start-up.
+        sdn_scale=MappingProxyType({"vgg16_bn": {"width": 1 / 4}, "resnet56": {"width": 3 / 8},
+                                    "mobilenet_v1": {"width": 1 / 4}}),
+        sdn_ic_epochs=10, sdn_ic_reuse=10, sdn_ic_train_images=10_000,
+        sloth_images=200, sloth_extra_images=25, sloth_iteration_scale=0.04, sloth_universal_images=250,
+        sloth_class_images=25, sloth_uap_images=50, sloth_uap_passes=2, sloth_latency_images=100,
+        sloth_bootstrap=10_000,
     ),
     "paper": Profile(
         name="paper",
@@ -232,6 +261,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         manual_scale=MappingProxyType({"width": 1.0}),
         **_FULL_DATA, epochs=200, seeds=(0, 1, 2),
         chapter_minutes=MappingProxyType({}),
+        # Chapter 9 (DeepSloth): the protocol's settings (full width; per-sample attacks on the whole test set)
+        sdn_scale=MappingProxyType({n: {"width": 1.0} for n in SDN_NAMES}),
     ),
 })
 

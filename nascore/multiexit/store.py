@@ -18,8 +18,8 @@ from .train_ics import ICRecipe, fit_ics
 
 
 def ic_recipe(profile: Profile) -> ICRecipe:
-    """The IC-only recipe at ``profile`` (``sdn_ic_epochs``, ``sdn_ic_reuse``)."""
-    return ICRecipe(epochs=profile.sdn_ic_epochs, reuse=profile.sdn_ic_reuse)
+    """The IC-only recipe at ``profile`` (``sdn_ic_epochs``, ``sdn_ic_reuse``, ``sdn_ic_train_images``)."""
+    return ICRecipe(epochs=profile.sdn_ic_epochs, reuse=profile.sdn_ic_reuse, train_images=profile.sdn_ic_train_images)
 
 
 def backbone_splits(backbone: zoo.TrainedModel, data=None):
@@ -56,7 +56,8 @@ def trained_sdn(name: str, profile: str | Profile | None = None, seed: int = 0, 
         metrics = {"final_loss": history[-1]["loss"], "final_ic_train_acc": history[-1]["ic_acc"],
                    "feature_seconds": sum(h["feature_seconds"] for h in history),
                    "ic_seconds": sum(h["ic_seconds"] for h in history),
-                   "ic_params": sum(p.numel() for p in sdn.ics.parameters()), "n_train": len(train_y)}
+                   "ic_params": sum(p.numel() for p in sdn.ics.parameters()),
+                   "n_train": min(len(train_y), recipe.train_images or len(train_y))}
         return history, metrics
 
     return zoo.cached(f"sdn-{name}", config, build, fit, device=device, profile=prof.name, seed=seed)

@@ -49,7 +49,8 @@ class ICRecipe:
     gamma: float = 0.1
     crop_padding: int = 4
     flip: bool = True
-    cache_mb: int = 512        # memory for one chunk of cached features
+    cache_mb: int = 1024       # memory for one chunk of cached features
+    train_images: int | None = None  # a class-balanced subset of the training set; None = all
     feature_batch: int = 500   # images per backbone forward pass when computing features
 
     def __post_init__(self):
@@ -58,12 +59,14 @@ class ICRecipe:
                   "lr": self.lr > 0, "weight_decay": self.weight_decay is None or self.weight_decay >= 0,
                   "milestone": 0 < self.milestone <= 1, "gamma": 0 < self.gamma <= 1,
                   "crop_padding": 0 <= self.crop_padding <= 16, "cache_mb": self.cache_mb >= 1,
-                  "feature_batch": self.feature_batch >= 1}
+                  "feature_batch": self.feature_batch >= 1,
+                  "train_images": self.train_images is None or self.train_images >= 10}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid IC recipe ({', '.join(bad)}): {self}; need epochs >= 1, 1 <= reuse <= epochs "
                              "with epochs a multiple of reuse, batch_size >= 1, lr > 0, weight_decay >= 0, "
-                             "0 < milestone <= 1, 0 < gamma <= 1, 0 <= crop_padding <= 16, cache_mb >= 1")
+                             "0 < milestone <= 1, 0 < gamma <= 1, 0 <= crop_padding <= 16, cache_mb >= 1, "
+                             "train_images >= 10 or None")
 
     @property
     def draws(self) -> int:
@@ -78,9 +81,21 @@ def _bytes_per_image(sdn) -> int:
 
 
 def chunk_size(sdn, recipe: ICRecipe, n: int) -> int:
-    """Images per feature chunk: as many as fit in ``recipe.cache_mb`` (at least one batch)."""
-    fit = int(recipe.cache_mb * 2**20 // max(1, _bytes_per_image(sdn)))
-    return max(recipe.batch_size, min(n, fit))
+    """Images per feature chunk: the fewest equal chunks whose features fit in
+    ``recipe.cache_mb`` (at least one batch per chunk)."""
+    fit = max(1, int(recipe.cache_mb * 2**20 // max(1, _bytes_per_image(sdn))))
+    chunks = math.ceil(n / fit)
+    return max(recipe.batch_size, math.ceil(n / chunks))
+
+
+def training_subset(train_y: torch.Tensor, recipe: ICRecipe, seed: int) -> torch.Tensor | None:
+    """Indices of the class-balanced subset of ``recipe.train_images`` images, or ``None`` (all)."""
+    if recipe.train_images is None or recipe.train_images >= len(train_y):
+        return None
+    from ..data import balanced_subset
+
+    classes = int(train_y.max()) + 1
+    return balanced_subset(train_y, recipe.train_images // classes, seed, num_classes=classes)
 
 
 @torch.no_grad()
@@ -117,6 +132,9 @@ def fit_ics(sdn, train_x: torch.Tensor, train_y: torch.Tensor, recipe: ICRecipe 
         raise ValueError(f"expected uint8 images (N,3,H,W) and labels (N,), got {train_x.dtype} "
                          f"{tuple(train_x.shape)} and {tuple(train_y.shape)}")
     device = torch.device(device) if device is not None else next(sdn.parameters()).device
+    subset = training_subset(train_y, recipe, seed)
+    if subset is not None:
+        train_x, train_y = train_x[subset], train_y[subset]
     sdn.to(device)
     params = [p for ic in sdn.ics for p in ic.parameters()]
     wd = recipe.weight_decay if recipe.weight_decay is not None else getattr(sdn.backbone, "weight_decay", 5e-4)
