@@ -204,8 +204,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
                                           "04_mitigations": 0.5}),
         # Chapter 9 (DeepSloth): code paths only
         sdn_scale=MappingProxyType({n: {"width": 1 / 16} for n in SDN_NAMES}),
-        sdn_ic_epochs=2, sdn_ic_reuse=2, sloth_images=8, sloth_extra_images=4, sloth_iteration_scale=0.02,
-        sloth_universal_images=20, sloth_class_images=2, sloth_uap_images=4, sloth_uap_passes=1,
+        sdn_ic_epochs=2, sdn_ic_reuse=2, sloth_images=6, sloth_extra_images=2, sloth_iteration_scale=0.02,
+        sloth_universal_images=10, sloth_class_images=1, sloth_uap_images=2, sloth_uap_passes=1,
         sloth_latency_images=4, sloth_bootstrap=200,
     ),
     "quick": Profile(
