@@ -240,7 +240,8 @@ def test_ic_training_freezes_the_backbone_and_learns(toy_sdn, one_thread):
     torch.manual_seed(0)
     sdn = SDN(ToyNet())
     before = {k: v.clone() for k, v in sdn.backbone.state_dict().items()}
-    hist = fit_ics(sdn, data.train_x, data.train_y, ICRecipe(epochs=4, reuse=2, batch_size=50, lr=1e-2))
+    hist = fit_ics(sdn, data.train_x, data.train_y, ICRecipe(epochs=4, reuse=2, batch_size=50, lr=1e-2,
+                                                             cache_dtype="bfloat16"))
     after = sdn.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)   # weights and BN running stats untouched
     assert len(hist) == 2 and hist[-1]["passes"] == 4 and hist[-1]["loss"] < hist[0]["loss"]
@@ -289,6 +290,8 @@ def test_bad_inputs_fail_with_the_valid_choices():
         ic_blocks(net, [2, 1])
     with pytest.raises(ValueError, match="multiple of reuse"):
         ICRecipe(epochs=5, reuse=2)
+    with pytest.raises(ValueError, match="cache_dtype in"):
+        ICRecipe(cache_dtype="float16")
     with pytest.raises(ValueError, match="grouped_conv must be one of"):
         exit_costs(SDN(net), grouped_conv="approx")
     with pytest.raises(TypeError, match="BlockNet"):

@@ -18,8 +18,12 @@ from .train_ics import ICRecipe, fit_ics
 
 
 def ic_recipe(profile: Profile) -> ICRecipe:
-    """The IC-only recipe at ``profile`` (``sdn_ic_epochs``, ``sdn_ic_reuse``, ``sdn_ic_train_images``)."""
-    return ICRecipe(epochs=profile.sdn_ic_epochs, reuse=profile.sdn_ic_reuse, train_images=profile.sdn_ic_train_images)
+    """The IC-only recipe at ``profile`` (``sdn_ic_epochs``, ``sdn_ic_reuse``, ``sdn_ic_train_images``).
+
+    Reused features (``sdn_ic_reuse > 1``) are cached in bfloat16, so a draw of the quick profile's
+    10,000 images fits in one chunk; features used once are kept in float32."""
+    return ICRecipe(epochs=profile.sdn_ic_epochs, reuse=profile.sdn_ic_reuse, train_images=profile.sdn_ic_train_images,
+                    cache_dtype="bfloat16" if profile.sdn_ic_reuse > 1 else "float32")
 
 
 def backbone_splits(backbone: zoo.TrainedModel, data=None):
