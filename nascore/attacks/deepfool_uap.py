@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import as_images, eval_mode
+from ..models.base import eval_mode
+from ._util import as_images
 from .multiexit_pgd import _exit
 from .slowdown import _check_count, _check_positive
 from .slowdown_universal import UniversalPerturbation

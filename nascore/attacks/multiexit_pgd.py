@@ -24,9 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AttackResult, as_images, eval_mode
+from ..models.base import eval_mode
+from ._util import as_images
+from .result import AttackResult
 from .pgd import PGD
-from .slowdown import _check_count, _check_positive
+from .slowdown import _check_count, _check_positive, _no_target
 
 __all__ = ["PGD_MODES", "ExitPGD", "exit_cross_entropy"]
 
@@ -83,9 +85,10 @@ class ExitPGD:
         return PGD(norm="linf", eps=self.eps, alpha=self.alpha, steps=self.steps, random_start=True,
                    early_stop=False)
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, target=None,
                  generator: torch.Generator | None = None) -> AttackResult:
-        """Attack ``x`` ``(N, C, H, W)`` with true labels ``y`` ``(N,)`` (required)."""
+        """Attack ``x`` ``(N, C, H, W)`` with true labels ``y`` ``(N,)`` (required; untargeted)."""
+        _no_target(self, target)
         x = as_images(x).detach()
         if y is None or y.shape != (x.shape[0],):
             raise ValueError(f"ExitPGD needs the true labels y of shape ({x.shape[0]},), got "

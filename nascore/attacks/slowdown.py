@@ -56,7 +56,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AttackResult, as_images, eval_mode
+from ..models.base import eval_mode
+from ._util import as_images
+from .result import AttackResult
 
 __all__ = ["SLOWDOWN_NORMS", "sloth_loss", "ic_confidence", "DeepSloth", "laplace_like", "sparse_sign_step"]
 
@@ -106,6 +108,11 @@ def sparse_sign_step(direction: torch.Tensor, sparsity: float) -> torch.Tensor:
     mask = (flat.abs() >= kth).to(flat.dtype)
     step = flat.sign() * mask / mask.sum(dim=1, keepdim=True).clamp_min(1)
     return step.view_as(direction)
+
+
+def _no_target(attack, target: Any) -> None:
+    if target is not None:
+        raise ValueError(f"{type(attack).__name__} is untargeted and takes no target, got {target!r}")
 
 
 def _check_positive(name: str, value: Any) -> float:
@@ -183,8 +190,9 @@ class DeepSloth:
 
     # ------------------------------------------------------------------ entry point
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
-                 generator: torch.Generator | None = None) -> AttackResult:
+                 target: Any = None, generator: torch.Generator | None = None) -> AttackResult:
         """Attack ``x`` ``(N, C, H, W)``; ``y`` is ignored. Returns ``x_adv`` in [0,1] within the budget."""
+        _no_target(self, target)
         x = as_images(x)
         if x.dim() != 4:
             raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")

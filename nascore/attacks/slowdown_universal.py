@@ -29,12 +29,16 @@ per class, crafted on that class's first training images and evaluated on its te
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from .base import AttackResult, as_images, eval_mode
-from .slowdown import SLOWDOWN_NORMS, _check_count, _check_positive, laplace_like, sloth_loss, sparse_sign_step
+from ..models.base import eval_mode
+from ._util import as_images
+from .result import AttackResult
+from .slowdown import (SLOWDOWN_NORMS, _check_count, _check_positive, _no_target, laplace_like, sloth_loss,
+                       sparse_sign_step)
 
 __all__ = ["UniversalPerturbation", "UniversalDeepSloth", "class_universal"]
 
@@ -119,7 +123,8 @@ class UniversalDeepSloth:
         return {"attack": self.name, **{k: getattr(self, k) for k in keys}}
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
-                 generator: torch.Generator | None = None) -> AttackResult:
+                 target: Any = None, generator: torch.Generator | None = None) -> AttackResult:
+        _no_target(self, target)
         return self.craft(model, x, generator=generator).attack(x)
 
     def craft(self, model: nn.Module, x: torch.Tensor, *, generator: torch.Generator | None = None

@@ -23,8 +23,8 @@ from torch import nn
 
 from .base import BlockNet
 from .darts import DartsNetwork
+from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, cell_stats, genotype
 from .sdn_backbones import SDN_BACKBONES
-from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, genotype, normal_cell_stats
 
 FAMILIES = ("nas", "manual", "mitigation", "sdn")
 #: The ten NAS cells of the paper's study (protocol §1.2).
@@ -118,13 +118,5 @@ def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
     return _builder(name)(num_classes=num_classes, **scale)
 
 
-def cell_stats(name: str):
-    """Normal-cell statistics (depth, skips, input edges) derived from the genotype."""
-    if family(name) in ("manual", "sdn"):
-        raise ValueError(f"{name!r} is a {family(name)} model; cell statistics exist for: "
-                         f"{', '.join(names('nas') + names('mitigation'))}")
-    return normal_cell_stats(name)
-
-
-__all__ = ["STUDY_NAS", "SDN_NAMES", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats", "FAMILIES",
-           "GENOTYPES", "BlockNet"]
+__all__ = ["STUDY_NAS", "SDN_NAMES", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats",
+           "FAMILIES", "GENOTYPES", "BlockNet"]

@@ -25,7 +25,7 @@ Inputs are **[0,1] images without normalisation** (protocol §1.1, fact 4: DeepS
 ``(N, classes)``. Input size 32×32 (the heads' fixed pooling assumes it).
 
 ``width`` multiplies every channel count and the VGG FC widths (rounded half up, at least 1, the
-rule of :func:`nascore.models.manual.scale_channels`); ``width=1`` is the protocol's network.
+rule of :func:`nascore.models.manual.common.scale_channels`); ``width=1`` is the protocol's network.
 ``sdn_paper_blocks`` lists the 0-based blocks of the SDN paper's sparser IC layout (§1.2).
 Initialisation follows the authors' ``initialize_weights``: conv ``N(0, 2/(k²·C_out))``, BN 1/0,
 Linear ``N(0, 0.01)``, biases 0.
