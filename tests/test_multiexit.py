@@ -88,7 +88,8 @@ def test_resnet_ics_read_the_sum_before_the_last_relu():
 def test_iter_taps_matches_forward_with_taps_for_every_family():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 32, 32)
-    for name, scale in (("resnet18", {"width": 1 / 16}), ("darts", {"C": 4, "layers": 3}), ("mobilenet_v1", {"width": 1 / 16})):
+    for name, scale in (("resnet18", {"width": 1 / 16}), ("darts", {"C": 4, "layers": 3}),
+                        ("mobilenet_v1", {"width": 1 / 16})):
         net = models.build(name, **scale).eval()
         with torch.no_grad():
             logits, taps = net.forward_with_taps(x)

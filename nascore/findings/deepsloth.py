@@ -30,13 +30,14 @@ from ..profiles import Profile
 
 CHAPTER = "09_deepsloth"
 ATTACK_LABELS = {"clean": "clean", "deepsloth_linf": "DeepSloth ℓ∞", "deepsloth_l2": "DeepSloth ℓ2",
-                 "deepsloth_l1": "DeepSloth ℓ1", "universal_linf": "universal ℓ∞", "universal_l2": "universal ℓ2",
-                 "universal_l1": "universal ℓ1", "class_universal": "class-universal ℓ∞", "pgd20": "PGD-20",
-                 "pgd_avg": "PGD-avg", "pgd_max": "PGD-max", "uap": "DeepFool-UAP"}
-ATTACK_COLOURS = {"clean": "black", "deepsloth_linf": "tab:red", "deepsloth_l2": "tab:pink", "deepsloth_l1": "tab:brown",
-                  "universal_linf": "tab:orange", "universal_l2": "gold", "universal_l1": "tab:olive",
-                  "class_universal": "tab:purple", "pgd20": "tab:blue", "pgd_avg": "tab:cyan", "pgd_max": "tab:green",
-                  "uap": "tab:gray"}
+                 "deepsloth_l1": "DeepSloth ℓ1", "universal_linf": "universal ℓ∞",
+                 "universal_l2": "universal ℓ2", "universal_l1": "universal ℓ1",
+                 "class_universal": "class-universal ℓ∞", "pgd20": "PGD-20", "pgd_avg": "PGD-avg",
+                 "pgd_max": "PGD-max", "uap": "DeepFool-UAP"}
+ATTACK_COLOURS = {"clean": "black", "deepsloth_linf": "tab:red", "deepsloth_l2": "tab:pink",
+                  "deepsloth_l1": "tab:brown", "universal_linf": "tab:orange", "universal_l2": "gold",
+                  "universal_l1": "tab:olive", "class_universal": "tab:purple", "pgd20": "tab:blue",
+                  "pgd_avg": "tab:cyan", "pgd_max": "tab:green", "uap": "tab:gray"}
 BACKBONE_LABELS = {"vgg16_bn": "VGG-16-BN", "resnet56": "ResNet-56", "mobilenet_v1": "MobileNet"}
 #: pre-registered primary statistic → claim (``nascore.report.claims``); all at RAD<5 %
 PRIMARY = {"sloth_linf_min_reduction": "deepsloth.efficacy_reduction",
@@ -61,7 +62,8 @@ def attack_plan(P: Profile, seed: int = 0) -> dict:
     """The configured attacks; ℓ2/ℓ1 iteration counts scaled by ``P.sloth_iteration_scale``."""
     s = P.sloth_iteration_scale
     def it(n): return max(1, round(n * s))  # noqa: E704
-    return {"deepsloth_linf": DeepSloth("linf", seed=seed), "deepsloth_l2": DeepSloth("l2", steps=11 * it(50), seed=seed),
+    return {"deepsloth_linf": DeepSloth("linf", seed=seed),
+            "deepsloth_l2": DeepSloth("l2", steps=11 * it(50), seed=seed),
             "deepsloth_l1": DeepSloth("l1", steps=it(250), seed=seed),
             "universal_linf": UniversalDeepSloth("linf", seed=seed),
             "universal_l2": UniversalDeepSloth("l2", steps=it(50), seed=seed),
