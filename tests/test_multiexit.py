@@ -299,41 +299,46 @@ def test_bad_inputs_fail_with_the_valid_choices():
         SDN(nn.Linear(3, 3))
 
 
-# ---------------------------------------------------------------- statistics over images
-def test_paired_bootstrap_of_a_ratio_of_means():
-    from nascore.multiexit.bootstrap import paired_bootstrap, relative_reduction
-
-    rng = np.random.default_rng(0)
-    clean = rng.uniform(0.2, 1.0, 300)
-    est = paired_bootstrap({"c": clean, "a": 0.5 * clean}, lambda m: relative_reduction(m["c"], m["a"]), 500)
-    assert est.estimate == pytest.approx(0.5) and est.low == pytest.approx(0.5) and est.high == pytest.approx(0.5)
-    noisy = paired_bootstrap({"c": clean, "a": clean * rng.uniform(0, 1, 300)},
-                             lambda m: relative_reduction(m["c"], m["a"]), 2000, seed=1)
-    assert noisy.low < noisy.estimate < noisy.high and noisy.n_a == 300
-    mean = paired_bootstrap({"x": clean}, lambda m: m["x"], 2000)
-    assert mean.estimate == pytest.approx(clean.mean()) and mean.high - mean.low < 0.1
-    with pytest.raises(ValueError, match="same images"):
-        paired_bootstrap({"a": clean, "b": clean[:10]}, lambda m: m["a"])
-
-
-def test_primary_statistics_on_a_constructed_table():
+# ---------------------------------------------------------------- chapter statistics
+def _constructed_table(n=50, seed=0):
     import pandas as pd
-    from nascore.findings.deepsloth import PRIMARY, primary_statistics
 
-    n, rows = 50, []
-    rng = np.random.default_rng(0)
+    rows, rng = [], np.random.default_rng(seed)
     for b, keep in (("vgg16_bn", 0.1), ("resnet56", 0.3)):   # DeepSloth keeps 10 % / 30 % of the efficacy
         eta = rng.uniform(0.3, 0.9, n)
         for attack, factor, correct in (("clean", 1.0, 1), ("deepsloth_linf", keep, 0), ("universal_linf", 0.8, 1),
                                         ("pgd20", 1.0, 1)):
-            rows.append(pd.DataFrame({"backbone": b, "attack": attack, "rad": 0.05, "image": np.arange(n),
-                                      "label": 0, "exit": 0, "early": True, "eta": eta * factor,
-                                      "correct": np.full(n, correct, dtype=bool)}))
-    stats, notes = primary_statistics(pd.concat(rows, ignore_index=True), n_boot=300)
-    got = {r["setting"]: r["estimate"] for r in stats}
-    assert set(got) == set(PRIMARY) and not notes
-    assert got["sloth_linf_min_reduction"].estimate == pytest.approx(0.7)          # the weaker backbone decides
-    assert got["sloth_universal_min_reduction"].estimate == pytest.approx(0.2)
-    assert got["sloth_persample_minus_universal"].estimate == pytest.approx(0.5)
-    assert got["sloth_minus_pgd_reduction"].estimate == pytest.approx(0.7)
-    assert got["sloth_ee_accuracy_change"].estimate == pytest.approx(-100)
+            for rad in (0.05, 0.15):
+                rows.append(pd.DataFrame({"backbone": b, "attack": attack, "rad": rad, "image": np.arange(n),
+                                          "label": 0, "exit": 0, "early": True, "eta": eta * factor,
+                                          "correct": np.full(n, correct, dtype=bool)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_primary_statistics_on_a_constructed_table():
+    from nascore.findings.deepsloth import PRIMARY, verdict_rows
+
+    rows, notes = verdict_rows(_constructed_table(), n_boot=300)
+    got = {r["statistic"]: r for r in rows}
+    assert set(PRIMARY) <= set(got) and not notes
+    assert all(got[k]["role"] == "primary" for k in PRIMARY)
+    assert got["sloth_linf_min_reduction"]["estimate"] == pytest.approx(0.7)   # the weaker backbone decides
+    assert got["sloth_linf_min_reduction"]["low"] == pytest.approx(0.7)        # exact ratio in every resample
+    assert got["sloth_linf_min_reduction"]["label"] == "not reproduced"        # below the claimed 0.9
+    assert got["sloth_universal_min_reduction"]["estimate"] == pytest.approx(0.2)
+    assert got["sloth_persample_minus_universal"]["estimate"] == pytest.approx(0.5)   # 0.7 − 0.2 (ResNet)
+    assert got["sloth_minus_pgd_reduction"]["estimate"] == pytest.approx(0.7)
+    assert got["sloth_ee_accuracy_change"]["estimate"] == pytest.approx(-100)
+    assert got["clean_efficacy_rad5"]["role"] == "exploratory"                 # not at the paper profile
+
+
+def test_backbones_without_clean_early_exits_are_left_out():
+    from nascore.findings.deepsloth import reductions, verdict_rows
+
+    table = _constructed_table()
+    table.loc[(table.backbone == "resnet56") & (table.attack == "clean"), "early"] = False
+    rows, notes = verdict_rows(table, n_boot=200)
+    main = next(r for r in rows if r["statistic"] == "sloth_linf_min_reduction")
+    assert main["estimate"] == pytest.approx(0.9) and "ResNet-56" in " ".join(notes)
+    red = reductions(table, 0.05, n_boot=200)
+    assert red[red.backbone == "resnet56"].reduction.isna().all()

@@ -24,9 +24,10 @@ from ..attacks import DeepFoolUAP, DeepSloth, ExitPGD, UniversalDeepSloth, attac
 from ..multiexit import (RAD_BUDGETS, choose_threshold, cost_fractions, eec_curve, exit_accuracies, exit_indices,
                          exit_record, latency_summary, measure_latency, per_sample_efficacy, threshold_table,
                          trained_sdn)
-from ..multiexit.bootstrap import paired_bootstrap, relative_reduction
 from ..multiexit.store import backbone_splits
 from ..profiles import Profile
+from ..report import compare_extreme, compare_values
+from ..report.stats import bootstrap_extreme
 
 CHAPTER = "09_deepsloth"
 ATTACK_LABELS = {"clean": "clean", "deepsloth_linf": "DeepSloth ℓ∞", "deepsloth_l2": "DeepSloth ℓ2",
@@ -39,12 +40,9 @@ ATTACK_COLOURS = {"clean": "black", "deepsloth_linf": "tab:red", "deepsloth_l2":
                   "universal_l1": "tab:olive", "class_universal": "tab:purple", "pgd20": "tab:blue",
                   "pgd_avg": "tab:cyan", "pgd_max": "tab:green", "uap": "tab:gray"}
 BACKBONE_LABELS = {"vgg16_bn": "VGG-16-BN", "resnet56": "ResNet-56", "mobilenet_v1": "MobileNet"}
-#: pre-registered primary statistic → claim (``nascore.report.claims``); all at RAD<5 %
-PRIMARY = {"sloth_linf_min_reduction": "deepsloth.efficacy_reduction",
-           "sloth_universal_min_reduction": "deepsloth.universal_effective",
-           "sloth_persample_minus_universal": "deepsloth.universal_weaker",
-           "sloth_minus_pgd_reduction": "deepsloth.pgd_not_slowdown",
-           "sloth_ee_accuracy_change": "deepsloth.accuracy_drop"}
+#: the pre-registered primary statistics (``nascore.report``) this chapter measures, all at RAD<5 %
+PRIMARY = ("sloth_linf_min_reduction", "sloth_universal_min_reduction", "sloth_persample_minus_universal",
+           "sloth_minus_pgd_reduction", "sloth_ee_accuracy_change")
 PER_SAMPLE_EXTRA = ("deepsloth_l2", "deepsloth_l1", "pgd_avg", "pgd_max")
 
 
@@ -219,20 +217,35 @@ def _series(per_image: pd.DataFrame, backbone: str, attack: str, rad: float, col
     return v if n is None else v[:n]
 
 
-def reductions(per_image: pd.DataFrame, rad: float, n_boot: int = 2_000, seed: int = 0) -> pd.DataFrame:
-    """Per (backbone, attack): clean and attacked efficacy and early-exit accuracy on the attacked
-    images, the relative efficacy reduction with a paired bootstrap CI over images (exploratory)."""
-    rows = []
-    for (b, a), g in per_image[np.isclose(per_image.rad, rad) & (per_image.attack != "clean")].groupby(
-            ["backbone", "attack"], sort=False):
-        k = len(g)
-        clean, att = _series(per_image, b, "clean", rad, n=k), _series(per_image, b, a, rad)
-        est = paired_bootstrap({"c": clean, "a": att}, lambda m: relative_reduction(m["c"], m["a"]), n_boot, seed=seed)
-        rows.append({"backbone": b, "attack": a, "rad": rad, "images": k, "eta_clean": clean.mean(),
-                     "eta_attacked": att.mean(), "reduction": est.estimate, "low": est.low, "high": est.high,
-                     "ee_acc_clean": 100 * _series(per_image, b, "clean", rad, "correct", k).mean(),
-                     "ee_acc_attacked": 100 * _series(per_image, b, a, rad, "correct").mean()})
-    return pd.DataFrame(rows)
+def _paired(per_image, backbone, attacks, rad, column="eta") -> np.ndarray:
+    """``(n, len(attacks))``: per-image values of each attack on the images all of them saw."""
+    cols = [_series(per_image, backbone, a, rad, column) for a in attacks]
+    n = min(len(c) for c in cols)
+    return np.stack([c[:n] for c in cols], axis=1)
+
+
+def relative_reduction(rows: np.ndarray) -> float:
+    """``1 − mean(attacked)/mean(clean)`` of ``(n, 2)`` rows ``[clean η, attacked η]``."""
+    m = rows.mean(axis=0)
+    return float(1 - m[1] / m[0]) if m[0] > 0 else float("nan")
+
+
+def reduction_gap(rows: np.ndarray) -> float:
+    """Reduction by A minus reduction by B, ``(1 − mA/m0) − (1 − mB/m0) = (mB − mA)/m0``, of
+    ``(n, 3)`` per-image efficacy rows ``[clean, attack A, attack B]`` (column means ``m``)."""
+    m = rows.mean(axis=0)
+    return float((m[2] - m[1]) / m[0]) if m[0] > 0 else float("nan")
+
+
+def accuracy_change(rows: np.ndarray) -> float:
+    """Attacked − clean early-exit accuracy in percentage points, ``(n, 2)`` 0/1 rows."""
+    m = rows.mean(axis=0)
+    return float(100 * (m[1] - m[0]))
+
+
+def median_ratio(rows: np.ndarray) -> float:
+    """``median(attacked)/median(clean)`` of ``(n, 2)`` per-image latencies."""
+    return float(np.median(rows[:, 1]) / np.median(rows[:, 0]))
 
 
 def measurable(per_image: pd.DataFrame, backbone: str, rad: float) -> bool:
@@ -242,52 +255,79 @@ def measurable(per_image: pd.DataFrame, backbone: str, rad: float) -> bool:
     return bool(g.early.any())
 
 
-def primary_statistics(per_image: pd.DataFrame, n_boot: int = 10_000, seed: int = 0, rad: float = 0.05
-                       ) -> tuple[list[dict], list[str]]:
-    """The pre-registered primary statistics (:data:`PRIMARY`) with bootstrap CIs over the test
-    images (resampled jointly for all backbones and attacks), as verdict rows for
-    :func:`nascore.report.verdict_table`, and notes. "min"/"max" are over backbones: a claim about
-    every SDN must hold for the least favourable one. Backbones on which no clean image exits
-    early at ``rad`` are left out (named in the notes and the row's ``excluded``)."""
-    every = sorted(per_image.backbone.unique())
-    names = [b for b in every if measurable(per_image, b, rad)]
-    excluded = [b for b in every if b not in names]
-    notes = [f"{BACKBONE_LABELS.get(b, b)}: no clean image exits early at RAD<{round(rad * 100)} %, so its slowdown "
-             "is not measurable; left out of the primary statistics." for b in excluded]
-    if not names:
-        return [], notes + ["No backbone has early exits on clean data: no primary statistic can be computed."]
-    n = min(len(_series(per_image, b, a, rad)) for b in names for a in ("deepsloth_linf", "universal_linf", "pgd20"))
-    s = {f"{b}|{a}|{c}": _series(per_image, b, a, rad, c, n) for b in names
-         for a in ("clean", "deepsloth_linf", "universal_linf", "pgd20") for c in ("eta", "correct")}
+def reductions(per_image: pd.DataFrame, rad: float, n_boot: int = 2_000, seed: int = 0) -> pd.DataFrame:
+    """Per (backbone, attack): clean and attacked efficacy and early-exit accuracy on the attacked
+    images, the relative efficacy reduction with a percentile bootstrap CI over those images
+    (exploratory; :func:`nascore.report.stats.bootstrap_extreme` with one group)."""
+    rows = []
+    for (b, a), g in per_image[np.isclose(per_image.rad, rad) & (per_image.attack != "clean")].groupby(
+            ["backbone", "attack"], sort=False):
+        eta = _paired(per_image, b, ["clean", a], rad)
+        acc = _paired(per_image, b, ["clean", a], rad, "correct")
+        if measurable(per_image, b, rad):
+            est = bootstrap_extreme({b: eta}, relative_reduction, "min", n_boot, seed=seed)[0]
+            red, low, high = est.estimate, est.low, est.high
+        else:
+            red = low = high = float("nan")
+        rows.append({"backbone": b, "attack": a, "rad": rad, "images": len(eta), "eta_clean": eta[:, 0].mean(),
+                     "eta_attacked": eta[:, 1].mean(), "reduction": red, "low": low, "high": high,
+                     "ee_acc_clean": 100 * acc[:, 0].mean(), "ee_acc_attacked": 100 * acc[:, 1].mean()})
+    return pd.DataFrame(rows)
 
-    def red(m, b, a):
-        return relative_reduction(m[f"{b}|clean|eta"], m[f"{b}|{a}|eta"])
 
-    stats = {
-        "sloth_linf_min_reduction": lambda m: np.min([red(m, b, "deepsloth_linf") for b in names], axis=0),
-        "sloth_universal_min_reduction": lambda m: np.min([red(m, b, "universal_linf") for b in names], axis=0),
-        "sloth_persample_minus_universal": lambda m: np.min(
-            [red(m, b, "deepsloth_linf") - red(m, b, "universal_linf") for b in names], axis=0),
-        "sloth_minus_pgd_reduction": lambda m: np.min(
-            [red(m, b, "deepsloth_linf") - red(m, b, "pgd20") for b in names], axis=0),
-        "sloth_ee_accuracy_change": lambda m: 100 * np.max(
-            [m[f"{b}|deepsloth_linf|correct"] - m[f"{b}|clean|correct"] for b in names], axis=0),
-    }
-    rows = [{"claim": PRIMARY[k], "estimate": paired_bootstrap(s, f, n_boot, seed=seed), "setting": k, "rad": rad,
-             "backbones": ", ".join(BACKBONE_LABELS.get(b, b) for b in names),
-             "excluded": ", ".join(BACKBONE_LABELS.get(b, b) for b in excluded)} for k, f in stats.items()]
+def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None, n_boot: int = 2_000,
+                 seed: int = 0, profile: str | None = None) -> tuple[list[dict], list[str]]:
+    """Verdict rows (:func:`nascore.report.compare_extreme`: the least favourable backbone, images
+    resampled within each backbone) for the pre-registered primaries at RAD<5 % (:data:`PRIMARY`)
+    and exploratory statistics (RAD<15 %, ℓ2/ℓ1, class-universal, the other baselines, CPU
+    latency, the VGG-16 clean-efficacy anchors), and notes. Backbones on which no clean image
+    leaves early are left out of the reduction statistics (named in the notes)."""
+    every = list(dict.fromkeys(per_image.backbone))
+    lab = BACKBONE_LABELS
+    notes, rows = [], []
+
+    def groups(attacks, rad, column="eta", only_measurable=True):
+        keep = [b for b in every if not only_measurable or measurable(per_image, b, rad)]
+        data = {lab.get(b, b): _paired(per_image, b, attacks, rad, column) for b in keep}
+        return {k: v for k, v in data.items() if len(v) >= 2}      # an attack not run on this backbone
+
+    def add(stat, g, aggregate, setting="", exploratory=False):
+        if g:
+            rows.append(compare_extreme(g, stat, aggregate=aggregate, n_boot=n_boot, seed=seed, setting=setting,
+                                        exploratory=exploratory, profile=profile))
+
+    for rad in RAD_BUDGETS:
+        for b in every:
+            if not measurable(per_image, b, rad):
+                notes.append(f"{lab.get(b, b)}: no clean image leaves early at RAD<{round(rad * 100)} %, so there "
+                             "is nothing to slow down; it is left out of that budget's reduction statistics.")
+    r5 = 0.05
+    add("sloth_linf_min_reduction", groups(["clean", "deepsloth_linf"], r5), relative_reduction)
+    add("sloth_universal_min_reduction", groups(["clean", "universal_linf"], r5), relative_reduction)
+    add("sloth_persample_minus_universal", groups(["clean", "deepsloth_linf", "universal_linf"], r5), reduction_gap)
+    add("sloth_minus_pgd_reduction", groups(["clean", "deepsloth_linf", "pgd20"], r5), reduction_gap)
+    add("sloth_ee_accuracy_change", groups(["clean", "deepsloth_linf"], r5, "correct", False), accuracy_change)
+    add("sloth_linf_min_reduction_rad15", groups(["clean", "deepsloth_linf"], 0.15), relative_reduction,
+        "RAD<15 %")
+    add("sloth_l2_min_reduction", groups(["clean", "deepsloth_l2"], r5), relative_reduction)
+    add("sloth_l1_min_reduction", groups(["clean", "deepsloth_l1"], r5), relative_reduction)
+    add("sloth_class_universal_min_reduction", groups(["clean", "class_universal"], r5), relative_reduction)
+    for base in ("pgd_avg", "pgd_max", "uap"):
+        add("sloth_minus_baseline_reduction", groups(["clean", "deepsloth_linf", base], r5), reduction_gap,
+            f"DeepSloth ℓ∞ − {ATTACK_LABELS[base]}")
+    if latency_ms is not None and len(latency_ms):
+        g = {lab.get(b, b): np.stack([d[d.input == k].sort_values("image").ms.to_numpy()
+                                      for k in ("clean", "deepsloth_linf")], axis=1)
+             for b, d in latency_ms.groupby("backbone", sort=False)}
+        add("sloth_cpu_latency_ratio", g, median_ratio, "batch 1, one CPU thread, RAD<5 %")
+    if "vgg16_bn" in every:
+        for rad, stat in ((0.05, "clean_efficacy_rad5"), (0.15, "clean_efficacy_rad15")):
+            rows.append(compare_values(f"deepsloth.{stat}", _series(per_image, "vgg16_bn", "clean", rad),
+                                       statistic=stat, n_boot=n_boot, seed=seed, units_of_analysis="test images",
+                                       setting="VGG-16-BN" if profile == "paper" else
+                                       "VGG-16-BN at this profile's width: not comparable with the full-size anchor",
+                                       exploratory=profile != "paper", profile=profile))
     return rows, notes
-
-
-def anchor_rows(per_image: pd.DataFrame, thresholds: pd.DataFrame, n_boot: int = 10_000, seed: int = 0) -> list[dict]:
-    """VGG-16 clean efficacy at RAD<5 %/15 % on the attacked images (the [A] sanity anchors)."""
-    out = []
-    for rad, claim in ((0.05, "deepsloth.clean_efficacy_rad5"), (0.15, "deepsloth.clean_efficacy_rad15")):
-        eta = _series(per_image, "vgg16_bn", "clean", rad)
-        if len(eta):
-            out.append({"claim": claim, "estimate": paired_bootstrap({"e": eta}, lambda m: m["e"], n_boot, seed=seed),
-                        "setting": f"clean_efficacy_rad{round(rad * 100)}", "rad": rad, "backbones": "VGG-16-BN"})
-    return out
 
 
 # --------------------------------------------------------------------------- figures
@@ -327,6 +367,10 @@ def plot_reductions(red: pd.DataFrame, attacks, ax) -> None:
                yerr=100 * np.vstack([g.reduction - g.low, g.high - g.reduction]), capsize=2)
     ax.axhspan(90, 100, color="0.85", zorder=0, label="claimed 90–100 %")
     ax.set_xticks(np.arange(len(backbones)), [BACKBONE_LABELS.get(b, b) for b in backbones])
+    ax.set_xlim(-0.5, len(backbones) - 0.5)
+    for i, b in enumerate(backbones):
+        if red[red.backbone == b].reduction.isna().all():
+            ax.text(i, 50, "no clean\nearly exits", ha="center", va="center", fontsize=10, color="0.3")
     ax.set_ylabel("efficacy reduction (%)")
     ax.axhline(0, color="black", lw=0.8)
     ax.legend(fontsize=9, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
