@@ -160,6 +160,21 @@ def test_exit_pgd_budget_and_it_raises_the_loss(toy, mode):
         assert torch.equal(res.success, sdn(res.x_adv)[-1].argmax(1) != y)
 
 
+def test_pgd20_returns_the_last_iterate_of_twenty_signed_steps(toy):
+    from nascore.attacks import random_start
+
+    sdn, x, y, _ = toy
+    got = ExitPGD("final", eps=0.05, alpha=0.01, steps=20, seed=3)(sdn, x, y).x_adv
+    g = torch.Generator().manual_seed(3)
+    xa = random_start(x, 0.05, "linf", g)
+    for _ in range(20):                                        # the authors' loop, written out
+        xa.requires_grad_(True)
+        (grad,) = torch.autograd.grad(F.cross_entropy(sdn(xa)[-1], y, reduction="sum"), xa)
+        with torch.no_grad():
+            xa = (x + (xa + 0.01 * grad.sign() - x).clamp(-0.05, 0.05)).clamp(0, 1)
+    assert torch.allclose(got, xa, atol=1e-6)
+
+
 def test_pgd_max_keeps_the_candidate_with_the_largest_summed_loss(toy):
     from nascore.attacks.multiexit_pgd import _exit
 

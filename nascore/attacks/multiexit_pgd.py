@@ -28,6 +28,7 @@ from ..models.base import eval_mode
 from ._util import as_images
 from .result import AttackResult
 from .pgd import PGD
+from .rules import never
 from .slowdown import _check_count, _check_positive, _no_target
 
 __all__ = ["PGD_MODES", "ExitPGD", "exit_cross_entropy"]
@@ -82,8 +83,10 @@ class ExitPGD:
                 "steps": self.steps, "seed": self.seed}
 
     def _pgd(self) -> PGD:
+        # success_fn=never: every sample runs all steps and x_adv is the last iterate (the authors'
+        # PGD), not the first misclassified point nascore's PGD returns under a success rule
         return PGD(norm="linf", eps=self.eps, alpha=self.alpha, steps=self.steps, random_start=True,
-                   early_stop=False)
+                   success_fn=never)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, target=None,
                  generator: torch.Generator | None = None) -> AttackResult:
