@@ -10,6 +10,10 @@ taken, per-image efficacy ``η_i``, correctness) so that every statistic resampl
 
 Backbones are evaluated in parallel worker processes on the CPU (one thread each, as
 :func:`nascore.zoo.train_many`); the batch-1 latency is measured afterwards in this process, alone.
+
+Deviation, stated: the DeepFool-UAP baseline is crafted on the first ``sloth_uap_images``
+*training* images (the authors used 100 fixed test images), so that no universal perturbation
+is crafted on the images it is evaluated on.
 """
 from __future__ import annotations
 
