@@ -236,7 +236,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         pgd_images=200, sweep_images=64, sweep_steps=5, nes_images=20, nes_samples=50, nes_max_queries=1000,
         gv_images=128, hessian_images=64, hessian_iters=8, trace_samples=6, contour_grid=21, contour_images=4,
         chapter_minutes=MappingProxyType({"01_model_zoo": 25, "02_evasion": 10, "03_smoothness": 7,
-                                          "04_mitigations": 2, "book build": 1, "later chapters": 75}),
+                                          "04_mitigations": 2, "05_poisoning + 06_backdoor": 20, "07_extraction + 08_membership": 15,
+                                          "09_deepsloth": 15, "book build": 1}),
         # Chapter 9 (DeepSloth), sized for <= 15 min on 2 cores from single-thread throughput measured on
         # this CPU (1 thread, img/s; train = SGD step at batch 128, step = DeepSloth input-gradient step
         # through backbone + every IC, fwd = SDN forward):
