@@ -300,6 +300,7 @@ def get(name: str, profile: str | Profile | None = None, seed: int = 0, device: 
                     "prediction_counts": _prediction_counts(model, test_x, device, recipe),
                     "params": sum(t.numel() for t in model.parameters()),
                     "train_seconds": sum(h["train_seconds"] for h in history),
+                    "train_cpu_seconds": sum(h["train_cpu_seconds"] for h in history),
                     "wall_seconds_this_run": wall, "n_train": len(inputs.train_y), "n_test": len(test_y)},
         "provenance": provenance.collect(device, profile=prof.name, seed=config.seed,
                                          data_source=data.provenance.get("label"),
