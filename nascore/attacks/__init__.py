@@ -9,6 +9,10 @@ batch of [0,1] images ``(N, C, H, W)`` and labels ``(N,)``; budgets are in [0,1]
   (Ilyas et al., 2018); :func:`artifact_nes`.
 * :class:`Attack` — the base class later attacks (backdoor trigger search, DeepSloth) extend;
   :class:`NESGradient` turns any of them into a query-based variant (``class X(NESGradient, A)``).
+* :mod:`.extraction` — Knockoff Nets model extraction (Orekondy et al., 2019): the thief as a zoo
+  :class:`ThiefVariant`, hard or soft labels, :func:`extraction_metrics`.
+* :mod:`.membership` — membership inference: the label-only :class:`HopSkipJump` boundary
+  distance (Chen et al., 2020) batched across samples, score-based attacks, ROC metrics.
 """
 from .base import (
     NORMS,
@@ -30,6 +34,8 @@ from .base import (
 )
 from .nes import NES, NESGradient, artifact_nes
 from .pgd import PGD, TARGET_MODES, artifact_pgd, evaluation_set, mean_iterations, robust_accuracy
+from .extraction import MODES as EXTRACTION_MODES, ThiefVariant, extraction_metrics
+from .membership import BoundaryResult, HopSkipJump, artifact_hopskipjump
 
 __all__ = [
     "NORMS", "TARGET_MODES",
@@ -39,3 +45,5 @@ __all__ = [
     "cross_entropy", "misclassified", "hits_target", "confident_target", "never",
     "eval_mode", "project", "project_linf", "project_l2", "step_direction",
 ]
+__all__ += ["EXTRACTION_MODES", "ThiefVariant", "extraction_metrics", "HopSkipJump", "BoundaryResult",
+            "artifact_hopskipjump"]
