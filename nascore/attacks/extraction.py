@@ -50,7 +50,7 @@ THIEF_RECIPE = dict(optimizer="sgd", lr=0.025, momentum=0.9, weight_decay=5e-4, 
 
 def check_budgets(budgets, n_available: int | None = None) -> tuple[int, ...]:
     """Validate query budgets (integers ``>= 1``, at most ``n_available`` images); sorted tuple."""
-    if isinstance(budgets, int):
+    if not isinstance(budgets, (list, tuple)):
         budgets = (budgets,)
     out = []
     for b in budgets:
@@ -118,6 +118,7 @@ def extraction_metrics(victim_probs: torch.Tensor, thief: nn.Module, x_uint8: to
         raise ValueError(f"victim_probs {tuple(victim_probs.shape)}, images {len(x_uint8)} and labels {len(y)} "
                          "must describe the same images")
     dev = next(thief.parameters()).device
+    n = len(x_uint8)
     ce = ent = acc = agree = 0.0
     with eval_mode(thief):
         for i in range(0, len(x_uint8), batch_size):
@@ -128,8 +129,7 @@ def extraction_metrics(victim_probs: torch.Tensor, thief: nn.Module, x_uint8: to
             ent += float(-(p * torch.log(p.clamp_min(1e-38))).sum())
             acc += float((logq.argmax(1) == y[i:i + batch_size]).sum())
             agree += float((logq.argmax(1) == p.argmax(1)).sum())
-    n = len(x_uint8)
-    victim_acc = float((victim_probs.argmax(1) == y).float().mean())
+    victim_acc = float((victim_probs.argmax(1) == y).sum()) / n
     return {"ce": ce / n, "victim_entropy": ent / n, "kl": (ce - ent) / n, "thief_acc": acc / n,
             "victim_acc": victim_acc, "agreement": agree / n, "n_eval": n}
 

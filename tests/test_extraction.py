@@ -1,0 +1,144 @@
+"""Model extraction: the query set, what the thief sees in each label mode, the CE metric's
+analytic cases, recovery of a linear victim, the thief as a cached zoo variant, bad parameters."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nascore import zoo
+from nascore.attacks.extraction import (
+    MODES,
+    THIEF_RECIPE,
+    ThiefVariant,
+    check_budgets,
+    extraction_metrics,
+    load_cached_model,
+    predict_probs,
+    query_set,
+    victim_answers,
+)
+from nascore.train import Recipe, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class Centered(nn.Module):
+    def forward(self, x):
+        return x - 0.5
+
+
+SIDE = 8  # small images: a linear victim with d = 192 inputs is identifiable from a few thousand queries
+
+
+def linear_net(seed: int, scale: float = 1.0) -> nn.Module:
+    torch.manual_seed(seed)
+    net = nn.Sequential(Centered(), nn.Flatten(), nn.Linear(3 * SIDE * SIDE, 10))
+    with torch.no_grad():
+        net[-1].weight.mul_(scale)
+    return net.eval()
+
+
+def random_images(n: int, seed: int, side: int = SIDE) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_query_set_is_seeded_distinct_frozen_and_validated():
+    x = random_images(50, 0, side=32)
+    q, idx = query_set(x, 20, seed=1)
+    q2, idx2 = query_set(x, 20, seed=1)
+    assert torch.equal(q, q2) and torch.equal(idx, idx2) and len(set(idx.tolist())) == 20
+    assert q.dtype == torch.uint8 and q.shape == (20, 3, 32, 32)
+    assert not torch.equal(q, x[idx])  # one crop/flip draw per image
+    assert not torch.equal(query_set(x, 20, seed=2)[1], idx)
+    with pytest.raises(ValueError, match=r"valid: 1..50"):
+        query_set(x, 51)
+
+
+def test_soft_and_hard_modes_show_the_thief_different_targets_on_the_same_images():
+    victim = linear_net(0, scale=3.0)
+    x = random_images(64, 1)
+    soft = victim_answers(victim, x, "soft")
+    hard = victim_answers(victim, x, "hard")
+    assert soft.dtype == torch.float32 and soft.shape == (64, 10) and hard.dtype == torch.int64
+    assert torch.allclose(soft.sum(1), torch.ones(64)) and torch.equal(soft.argmax(1), hard)
+    assert (soft.max(1).values < 0.999).all()  # soft targets carry the victim's uncertainty, hard ones do not
+    onehot = torch.nn.functional.one_hot(hard, 10).float()
+    assert (soft - onehot).abs().sum(1).min() > 1e-3
+
+
+def test_ce_metric_analytic_cases():
+    victim = linear_net(0, scale=3.0)
+    x, y = random_images(40, 2), torch.randint(0, 10, (40,))
+    p = predict_probs(victim, x)
+    same = extraction_metrics(p, victim, x, y)
+    assert same["agreement"] == 1.0 and same["kl"] == pytest.approx(0.0, abs=1e-5)
+    assert same["ce"] == pytest.approx(same["victim_entropy"], abs=1e-5) and same["victim_acc"] == same["thief_acc"]
+    uniform = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIDE * SIDE, 10))
+    nn.init.zeros_(uniform[-1].weight), nn.init.zeros_(uniform[-1].bias)
+    assert extraction_metrics(p, uniform, x, y)["ce"] == pytest.approx(torch.log(torch.tensor(10.0)).item(), abs=1e-5)
+    with pytest.raises(ValueError, match="same images"):
+        extraction_metrics(p[:5], victim, x, y)
+
+
+def _steal_linear(victim, budget: int, mode: str) -> dict:
+    queries = random_images(budget, 3)
+    targets = victim_answers(victim, queries, mode)
+    thief = linear_net(99)
+    test_x = random_images(500, 4)
+    recipe = Recipe(epochs=30, batch_size=100, lr=0.5, momentum=0.9, weight_decay=0.0, schedule="constant",
+                    grad_clip=None, crop_padding=0, flip=False, cutout=0)
+    train(thief, queries, targets, test_x[:10], torch.zeros(10, dtype=torch.long), recipe, progress=False,
+          device="cpu", frozen=torch.ones(budget, dtype=torch.bool))
+    return extraction_metrics(predict_probs(victim, test_x), thief, test_x, torch.zeros(500, dtype=torch.long))
+
+
+def test_many_queries_recover_a_linear_victim_and_few_do_not():
+    victim = linear_net(0, scale=10.0)
+    few, many = _steal_linear(victim, 100, "soft"), _steal_linear(victim, 3000, "soft")
+    assert many["agreement"] > 0.97 and many["kl"] < 0.01  # recovered: same decisions, same probabilities
+    assert few["kl"] > 0.1 and few["agreement"] < 0.6
+    hard = _steal_linear(victim, 3000, "hard")
+    assert hard["agreement"] > 0.7 and hard["kl"] > 0.1  # argmax labels lose the victim's confidence
+
+
+@pytest.mark.slow
+def test_thief_variant_trains_a_cached_zoo_thief_in_both_modes(synthetic_cifar, cache_tmp):
+    kw = dict(data=synthetic_cifar, device="cpu", progress=False, C=4, layers=3)
+    victim = zoo.get("darts", "smoke", epochs=1, **kw)
+    thieves = {}
+    for mode in MODES:
+        v = ThiefVariant(victim="darts", victim_key=victim.record["key"], budget=60, mode=mode)
+        thieves[mode] = zoo.get("darts", "smoke", variant=v, **{**THIEF_RECIPE, "epochs": 1}, **kw)
+        rec = thieves[mode].record
+        assert rec["config"]["variant"]["victim_key"] == victim.record["key"] and rec["metrics"]["n_train"] == 60
+        assert rec["config"]["recipe"]["schedule"] == "constant" and rec["config"]["recipe"]["cutout"] == 0
+        assert zoo.is_cached("darts", "smoke", variant=v, **{**THIEF_RECIPE, "epochs": 1},
+                             data=synthetic_cifar, device="cpu", C=4, layers=3)
+    assert thieves["hard"].record["key"] != thieves["soft"].record["key"]
+    w = [t.model.head[-1].weight for t in thieves.values()]
+    assert not torch.allclose(w[0], w[1])
+    inputs = {m: ThiefVariant("darts", victim.record["key"], 60, m).inputs(synthetic_cifar.train_x, synthetic_cifar.train_y, 0)
+              for m in MODES}
+    assert torch.equal(inputs["hard"].train_x, inputs["soft"].train_x) and inputs["hard"].frozen.all()
+    assert torch.equal(inputs["soft"].train_y.argmax(1), inputs["hard"].train_y)
+    with pytest.raises(FileNotFoundError, match="train the victim first"):
+        load_cached_model("darts", "0" * 16)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(mode="medium"), "unknown label mode 'medium'; valid: hard, soft"),
+    (dict(budget=0), "integer >= 1"),
+    (dict(budget=2.5), "integer >= 1"),
+])
+def test_bad_thief_parameters_fail_before_any_compute(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ThiefVariant(**{"victim": "darts", "victim_key": "k", "budget": 10, **kwargs})
+
+
+def test_check_budgets():
+    assert check_budgets((400, 100, 100)) == (100, 400)
+    with pytest.raises(ValueError, match="exceeds the 300 training images"):
+        check_budgets((100, 1000), n_available=300)
+    with pytest.raises(ValueError, match="at least one"):
+        check_budgets(())
