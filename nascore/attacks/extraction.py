@@ -35,8 +35,8 @@ from torch import nn
 from ..data import augment_once
 from ..models.base import eval_mode
 
-__all__ = ["MODES", "THIEF_RECIPE", "ThiefVariant", "query_set", "victim_answers", "extraction_metrics",
-           "load_cached_model", "check_budgets"]
+__all__ = ["MODES", "THIEF_RECIPE", "ThiefVariant", "query_set", "victim_answers", "predict_probs", "per_image_ce",
+           "extraction_metrics", "load_cached_model", "check_budgets"]
 
 MODES = ("hard", "soft")
 
@@ -93,45 +93,44 @@ def victim_answers(victim: nn.Module, x_uint8: torch.Tensor, mode: str, batch_si
 
 
 @torch.no_grad()
-def predict_probs(model: nn.Module, x_uint8: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Softmax probabilities ``(N, K)`` float32 on the CPU, fp32, eval mode."""
+def predict_probs(model: nn.Module, x_uint8: torch.Tensor, batch_size: int = 500, log: bool = False) -> torch.Tensor:
+    """Softmax probabilities (or log-probabilities) ``(N, K)`` float32 on the CPU; fp32, eval mode."""
     dev = next(model.parameters()).device
     out = []
     with eval_mode(model):
         for i in range(0, len(x_uint8), batch_size):
-            xb = x_uint8[i:i + batch_size].to(dev).float().div_(255)
-            out.append(model(xb).float().softmax(dim=1).cpu())
+            logits = model(x_uint8[i:i + batch_size].to(dev).float().div_(255)).float()
+            out.append((F.log_softmax(logits, dim=1) if log else logits.softmax(dim=1)).cpu())
     return torch.cat(out)
 
 
-@torch.no_grad()
-def extraction_metrics(victim_probs: torch.Tensor, thief: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor,
-                       batch_size: int = 500) -> dict:
-    """How well ``thief`` imitates the victim on test images ``x_uint8`` ``(N, C, H, W)`` with labels ``y``.
+def per_image_ce(victim_probs: torch.Tensor, thief_log_probs: torch.Tensor) -> torch.Tensor:
+    """``−Σ_k p_victim,k · log q_thief,k`` per image, ``(N,)`` nats."""
+    if victim_probs.shape != thief_log_probs.shape:
+        raise ValueError(f"victim_probs {tuple(victim_probs.shape)} and thief_log_probs "
+                         f"{tuple(thief_log_probs.shape)} must describe the same images")
+    return -(victim_probs.double() * thief_log_probs.double()).sum(dim=1)
 
-    ``victim_probs`` ``(N, K)``: the victim's softmax on the same images (computed once per victim).
-    Returns ``ce`` = H(p_victim, q_thief) (nats, mean over images), ``victim_entropy`` = H(p_victim),
-    ``kl`` = ce − victim_entropy, ``thief_acc`` and ``victim_acc`` (fractions, against ``y``) and
-    ``agreement`` (fraction of images where the two argmax classes agree).
+
+def extraction_metrics(victim_probs: torch.Tensor, thief_log_probs: torch.Tensor, y: torch.Tensor) -> dict:
+    """How well a thief imitates its victim on ``N`` test images with labels ``y`` ``(N,)``.
+
+    ``victim_probs`` ``(N, K)``: the victim's softmax; ``thief_log_probs`` ``(N, K)``: the thief's
+    log-softmax on the same images (:func:`predict_probs` with ``log=True``). Returns ``ce`` =
+    H(p_victim, q_thief) (nats, mean over images), ``victim_entropy`` = H(p_victim),
+    ``kl`` = ce − victim_entropy, ``thief_acc`` and ``victim_acc`` (fractions, against ``y``),
+    ``agreement`` (fraction of images where the two argmax classes agree) and ``n_eval``.
     """
-    if victim_probs.shape[0] != len(x_uint8) or len(y) != len(x_uint8):
-        raise ValueError(f"victim_probs {tuple(victim_probs.shape)}, images {len(x_uint8)} and labels {len(y)} "
-                         "must describe the same images")
-    dev = next(thief.parameters()).device
-    n = len(x_uint8)
-    ce = ent = acc = agree = 0.0
-    with eval_mode(thief):
-        for i in range(0, len(x_uint8), batch_size):
-            xb = x_uint8[i:i + batch_size].to(dev).float().div_(255)
-            logq = F.log_softmax(thief(xb).float(), dim=1).cpu()
-            p = victim_probs[i:i + batch_size].float()
-            ce += float(-(p * logq).sum())
-            ent += float(-(p * torch.log(p.clamp_min(1e-38))).sum())
-            acc += float((logq.argmax(1) == y[i:i + batch_size]).sum())
-            agree += float((logq.argmax(1) == p.argmax(1)).sum())
-    victim_acc = float((victim_probs.argmax(1) == y).sum()) / n
-    return {"ce": ce / n, "victim_entropy": ent / n, "kl": (ce - ent) / n, "thief_acc": acc / n,
-            "victim_acc": victim_acc, "agreement": agree / n, "n_eval": n}
+    if len(y) != len(victim_probs):
+        raise ValueError(f"{len(y)} labels for {len(victim_probs)} images: they must describe the same images")
+    ce = per_image_ce(victim_probs, thief_log_probs)
+    p = victim_probs.double()
+    ent = -(p * torch.log(p.clamp_min(1e-300))).sum(dim=1)
+    thief_pred, victim_pred = thief_log_probs.argmax(1), victim_probs.argmax(1)
+    n = len(y)
+    return {"ce": float(ce.mean()), "victim_entropy": float(ent.mean()), "kl": float((ce - ent).mean()),
+            "thief_acc": float((thief_pred == y).sum()) / n, "victim_acc": float((victim_pred == y).sum()) / n,
+            "agreement": float((thief_pred == victim_pred).sum()) / n, "n_eval": n}
 
 
 def load_cached_model(name: str, key: str, device: torch.device | str | None = None) -> nn.Module:
