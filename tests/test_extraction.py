@@ -71,14 +71,16 @@ def test_ce_metric_analytic_cases():
     victim = linear_net(0, scale=3.0)
     x, y = random_images(40, 2), torch.randint(0, 10, (40,))
     p = predict_probs(victim, x)
-    same = extraction_metrics(p, victim, x, y)
+    same = extraction_metrics(p, predict_probs(victim, x, log=True), y)
     assert same["agreement"] == 1.0 and same["kl"] == pytest.approx(0.0, abs=1e-5)
     assert same["ce"] == pytest.approx(same["victim_entropy"], abs=1e-5) and same["victim_acc"] == same["thief_acc"]
     uniform = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIDE * SIDE, 10))
     nn.init.zeros_(uniform[-1].weight), nn.init.zeros_(uniform[-1].bias)
-    assert extraction_metrics(p, uniform, x, y)["ce"] == pytest.approx(torch.log(torch.tensor(10.0)).item(), abs=1e-5)
+    flat = extraction_metrics(p, predict_probs(uniform, x, log=True), y)
+    assert flat["ce"] == pytest.approx(torch.log(torch.tensor(10.0)).item(), abs=1e-5)
+    assert flat["kl"] == pytest.approx(flat["ce"] - same["victim_entropy"], abs=1e-9)
     with pytest.raises(ValueError, match="same images"):
-        extraction_metrics(p[:5], victim, x, y)
+        extraction_metrics(p[:5], predict_probs(victim, x, log=True), y)
 
 
 def _steal_linear(victim, budget: int, mode: str) -> dict:
@@ -90,7 +92,8 @@ def _steal_linear(victim, budget: int, mode: str) -> dict:
                     grad_clip=None, crop_padding=0, flip=False, cutout=0)
     train(thief, queries, targets, test_x[:10], torch.zeros(10, dtype=torch.long), recipe, progress=False,
           device="cpu", frozen=torch.ones(budget, dtype=torch.bool))
-    return extraction_metrics(predict_probs(victim, test_x), thief, test_x, torch.zeros(500, dtype=torch.long))
+    return extraction_metrics(predict_probs(victim, test_x), predict_probs(thief, test_x, log=True),
+                              torch.zeros(500, dtype=torch.long))
 
 
 def test_many_queries_recover_a_linear_victim_and_few_do_not():
