@@ -2,6 +2,7 @@
 analytic cases, recovery of a linear victim, the thief as a cached zoo variant, bad parameters."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -145,3 +146,54 @@ def test_check_budgets():
         check_budgets((100, 1000), n_available=300)
     with pytest.raises(ValueError, match="at least one"):
         check_budgets(())
+
+
+def test_chapter_tables_pick_the_largest_budget_and_pair_the_modes():
+    import pandas as pd
+
+    from nascore.findings import extraction
+
+    rows = []
+    for model, fam in (("darts", "nas"), ("resnet18", "manual")):
+        for budget, mode, ce in ((10, "hard", 2.5), (20, "hard", 2.0), (20, "soft", 1.8)):
+            rows.append({"model": model, "family": fam, "seed": 0, "params": 10, "clean_acc": 50.0, "train_loss": 1.0,
+                         "budget": budget, "mode": mode, "ce": ce + (model == "darts"), "thief_acc": 30.0,
+                         "agreement": 40.0, "victim_entropy": 1.0})
+    t = pd.DataFrame(rows)
+    pm = extraction.per_model(t)
+    assert list(pm.budget) == [20, 20] and list(pm.extraction_ce) == [3.0, 2.0]
+    assert list(pm.extraction_ce_soft) == [2.8, 1.8] and list(pm.soft_budget) == [20, 20]
+    modes = extraction.mode_comparison(t)
+    assert len(modes) == 2 and np.allclose(modes.soft_minus_hard, -0.2)
+
+
+def test_extraction_knobs_fail_with_the_valid_range_before_compute():
+    from nascore.findings import extraction
+    from nascore.profiles import get_profile
+
+    with pytest.raises(ValueError, match="exceeds the 200 training images"):
+        extraction.check_parameters(get_profile("smoke", extraction_budgets=(50, 500)), n_train=200)
+    with pytest.raises(ValueError, match="integer >= 1"):
+        extraction.check_parameters(get_profile("smoke", extraction_budgets=(0, 50)))
+    with pytest.raises(ValueError, match="thief_epochs must be >= 1"):
+        extraction.check_parameters(get_profile("smoke", thief_epochs=0))
+    with pytest.raises(ValueError, match="not in profile"):
+        extraction.chapter_models(get_profile("smoke", extraction_models=("darts", "nasnet")))
+
+
+def test_paper_values_are_parsed_per_budget(monkeypatch):
+    import sys
+    import types
+
+    import pandas as pd
+
+    from nascore.findings import extraction
+
+    rows = [{"figure": "Fig. 9", "setting": f"extraction CE H(victim, thief) at {k}k queries", "family": "nas",
+             "model": "darts", "value": v} for k, v in ((1, 2.3), (16, 1.3))]
+    fake = types.ModuleType("nascore.report.paper")
+    fake.paper_values = lambda figure=None, setting=None: pd.DataFrame(rows)
+    monkeypatch.setitem(sys.modules, "nascore.report.paper", fake)
+    got = extraction.paper_ce(["darts", "resnet18"])
+    assert got.to_dict("records") == [{"model": "darts", "family": "nas", "budget": 1000, "paper_ce": 2.3},
+                                      {"model": "darts", "family": "nas", "budget": 16000, "paper_ce": 1.3}]

@@ -280,3 +280,55 @@ def test_artifact_configuration():
     a = artifact_hopskipjump()
     assert (a.norm, a.max_iter, a.max_eval, a.init_eval, a.init_size) == ("l2", 10, 100, 25, 50)
     assert a.num_evals() == [25, 35, 43, 50, 55, 61, 66, 70, 75, 79]
+
+
+# ------------------------------------------------------------------------------ chapter helpers
+def test_holdout_variant_leaves_out_exactly_the_score_members():
+    from nascore.attacks.membership.reference import HoldOutVariant
+    from nascore.findings.membership import SCORE_SEED
+
+    x = torch.arange(30, dtype=torch.uint8).view(30, 1, 1, 1).expand(30, 3, 2, 2).contiguous()
+    y = torch.arange(30) % 10
+    v = HoldOutVariant(8, SCORE_SEED)
+    kept = v.inputs(x, y, seed=0)
+    held = set(random_indices(30, 8, SCORE_SEED).tolist())
+    assert set(kept.train_x[:, 0, 0, 0].tolist()) == set(range(30)) - held and len(kept.train_y) == 22
+    assert v.config() == {"purpose": "lira_reference", "n_held_out": 8, "held_out_seed": SCORE_SEED}
+    with pytest.raises(ValueError, match="n_held_out"):
+        HoldOutVariant(0, 1)
+
+
+def test_gap_adjustment_removes_a_family_difference_explained_by_the_gap():
+    import pandas as pd
+
+    from nascore.findings.membership import gap_adjusted
+
+    rng = np.random.default_rng(5)
+    gap = np.r_[rng.uniform(5, 10, 6), rng.uniform(0, 5, 6)]
+    df = pd.DataFrame({"model": [f"m{i}" for i in range(12)], "family": ["nas"] * 6 + ["manual"] * 6,
+                       "gen_gap": gap, "auc": 0.5 + 0.01 * gap + rng.normal(0, 1e-3, 12)})
+    raw = df[df.family == "nas"].auc.mean() - df[df.family == "manual"].auc.mean()
+    adj = gap_adjusted(df, "auc")
+    assert raw > 0.03 and abs(adj["estimate"]) < 0.005 and adj["low"] < 0 < adj["high"]
+    df["auc"] = df["auc"] + 0.05 * (df.family == "nas")
+    assert gap_adjusted(df, "auc")["estimate"] == pytest.approx(0.05, abs=0.005)
+    assert np.isnan(gap_adjusted(df.head(3), "auc")["estimate"])
+
+
+def test_membership_knobs_fail_with_the_valid_range_before_compute():
+    from nascore.findings import membership
+    from nascore.profiles import get_profile
+
+    with pytest.raises(ValueError, match="mia_reference_models must be 0"):
+        membership.check_parameters(get_profile("smoke", mia_reference_models=1))
+    with pytest.raises(ValueError, match="cannot supply"):
+        membership.check_parameters(get_profile("smoke", mia_pool_images=10, mia_score_samples=20))
+    with pytest.raises(ValueError, match="not in profile"):
+        membership.chapter_models(get_profile("smoke", membership_models=("darts", "nasnet", "resnet18")))
+
+
+def test_hopskipjump_config_is_plain_and_unchanged_by_a_call():
+    a = HopSkipJump(max_iter=1)
+    before = a.config()
+    a(_linear(), torch.rand(2, 3, 8, 8))
+    assert a.config() == before and before["attack"] == "hopskipjump" and before["max_batch"] is None

@@ -201,7 +201,7 @@ def mitigation_rows(per_image: dict, thieves: pd.DataFrame, mitigations, seed: i
     return rows
 
 
-def paper_ce(models, budgets) -> pd.DataFrame | None:
+def paper_ce(models) -> pd.DataFrame | None:
     """The paper's per-model Fig. 9 CE at each budget it reports (1k–16k), or ``None`` when this
     checkout has no copy of the paper's values (``nascore.report.paper``)."""
     try:
