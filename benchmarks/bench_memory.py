@@ -41,7 +41,7 @@ def _quick_worker(name: str) -> float:
     cfg, _ = resolve(name, prof, 0, data)
     train_x, train_y, *_ = splits(data, cfg)
     model = build(name, **cfg.scale).train().to(memory_format=torch.channels_last)
-    opt, _ = _make_optimizer(model, Recipe(epochs=1))
+    opt, _ = _make_optimizer(model, Recipe(epochs=1), 1)
     for xb, yb in DeviceLoader(train_x, train_y, 96, "cpu", train=True):
         loss = torch.nn.functional.cross_entropy(model(xb), yb)
         opt.zero_grad()

@@ -38,7 +38,7 @@ from nascore._torchvision_compat import import_torchvision
 from nascore.data import DeviceLoader
 from nascore.models import build, scale_knobs
 from nascore.profiles import get_profile
-from nascore.train import Recipe, _autocast, _make_optimizer
+from nascore.train import Recipe, _make_optimizer, autocast
 from nascore.zoo import dataset
 
 
@@ -90,7 +90,7 @@ def _step_fn(model, opt, recipe, device, channels_last):
     def step(xb, yb):
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with _autocast(device):
+        with autocast(device, recipe.precision):
             loss = criterion(model(xb), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -144,7 +144,7 @@ def _single_thread_worker(name, scale, x, y, warmup, batches, barrier):
     device = torch.device("cpu")
     torch.manual_seed(0)
     model = build(name, **scale).train().to(memory_format=torch.channels_last)
-    opt, _ = _make_optimizer(model, recipe)
+    opt, _ = _make_optimizer(model, recipe, 1)
     step = _step_fn(model, opt, recipe, device, True)
     loader = DeviceLoader(x, y, recipe.batch_size, device, train=True, seed=0)
     barrier.wait()  # start the timed work together
@@ -179,7 +179,7 @@ def bench(name, scale, x, y, device, args):
             channels_last = kind == "nascore"
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            opt, _ = _make_optimizer(model, recipe)
+            opt, _ = _make_optimizer(model, recipe, 1)
             step = _step_fn(model, opt, recipe, device, channels_last)
             results[kind].append(_time(_cycle(loader), step, args.warmup, args.batches, device))
         if device.type == "cpu" and args.parallel > 1:

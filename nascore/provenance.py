@@ -37,13 +37,55 @@ def device_name(device: torch.device | str) -> str:
     return f"cpu:{platform.processor() or platform.machine()}x{torch.get_num_threads()}threads"
 
 
+#: CPU feature flags that change which kernels oneDNN/ATen pick (and so the floating-point results).
+_ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+              "avx512_fp16", "amx_bf16", "amx_int8", "amx_tile")
+#: Packages whose versions can change numbers (kernels, JPEG decoding, statistics).
+_PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scipy", "statsmodels", "pandas", "matplotlib")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> dict:
+    """CPU model name and the ISA flags relevant to kernel selection (Linux ``/proc/cpuinfo``),
+    plus the CPU capability torch dispatches to."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    return {"model": model, "isa_flags": [f for f in _ISA_FLAGS if f in flags], "torch_cpu_capability": capability}
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict:
+    """Installed versions of the packages that can change numbers."""
+    from importlib import metadata
+
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def collect(device: torch.device | str = "cpu", **extra) -> dict:
     """Machine/software provenance plus any ``extra`` fields (profile, seed, data source, ...)."""
     record = {
         "git_commit": git_commit(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "packages": package_versions(),
         "device": device_name(device),
+        "cpu": cpu_info(),
         "host_cpus": os.cpu_count(),
         "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -227,7 +227,8 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
     over the epoch's batches, nats), ``train_acc``, ``test_acc`` (fractions), ``epoch_seconds``,
     ``images_per_second`` — and ``.curve``: one dict per evaluation point — ``step``, ``epoch``
     (fractional), ``images`` (training images seen), ``test_acc`` (on the first ``curve_images``
-    test images), ``train_loss`` (mean since the previous point).
+    test images), ``train_loss`` (mean since the previous point; None for the point at step 0,
+    taken before training).
     """
     device = torch.device(device) if device is not None else default_device()
     precision = recipe.resolved_precision(device)
@@ -258,6 +259,9 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
     curve_x, curve_y = test_x[:recipe.curve_images], test_y[:recipe.curve_images]
     step = len(history) * len(loader)
     images_seen = sum(h.get("images", len(train_y)) for h in history)
+    if curve_at and step == 0:  # the starting point of the curve: accuracy before any step
+        history.curve.append({"step": 0, "epoch": 0.0, "images": 0, "train_loss": None,
+                              "test_acc": evaluate(model, curve_x, curve_y, recipe.eval_batch_size, device, precision)})
     bar = tqdm(total=recipe.epochs, initial=len(history), desc=desc, disable=not progress, leave=False)
     for epoch in range(len(history), recipe.epochs):
         if stop_after_epoch is not None and epoch >= stop_after_epoch:

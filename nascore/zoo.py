@@ -351,13 +351,15 @@ def train_many(names, profile: str | Profile | None = None, seeds=(0,), workers:
                **overrides) -> dict[tuple[str, int], TrainedModel]:
     """Train (in parallel on CPU) and then load ``names × seeds``; ``{(name, seed): TrainedModel}``.
 
-    Models missing from the cache are trained by ``workers`` spawned processes with one thread
-    each; every worker writes through the same atomic cache, so an interrupted run resumes.
-    Parameters are validated for every model before any training starts. ``variant`` (see
-    :class:`Variant`) applies to every model.
+    ``seeds`` is one tuple for every model, or a mapping ``name -> seeds`` (e.g.
+    ``{n: profile.seeds_for(n) for n in names}``). Models missing from the cache are trained by
+    ``workers`` spawned processes with one thread each; every worker writes through the same atomic
+    cache, so an interrupted run resumes. Parameters are validated for every model before any
+    training starts. ``variant`` (see :class:`Variant`) applies to every model.
     """
     prof = get_profile(profile)
-    jobs = [(n, s) for s in seeds for n in names]
+    per_model = seeds if hasattr(seeds, "items") else {n: tuple(seeds) for n in names}
+    jobs = [(n, s) for n in names for s in per_model[n]]
     for n, s in jobs:
         resolve(n, prof, s, variant=variant, **overrides)  # raises on bad input before any compute
     workers = default_workers() if workers is None else int(workers)

@@ -1,7 +1,9 @@
-"""Tests for nascore.analysis: analytic cases and reference implementations."""
+"""Tests for nascore.analysis (gradient variance, Hessian): analytic cases and references.
+
+Contours and directions: tests/test_analysis_contours.py."""
 from __future__ import annotations
 
-import copy
+import math
 import warnings
 
 import pytest
@@ -9,10 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nascore.analysis import (ContourResult, balanced_sign_directions, first_conv, flatness,
-                              gradient_variance, gradient_variance_loop, grid_coordinates,
-                              hessian_trace, hvp, hvp_fn, input_contour, input_directions,
-                              parameter_contour, plot_contour, top_eigenvalue)
+from nascore.analysis import (EigenResult, TraceResult, gradient_variance,
+                              gradient_variance_loop, hessian_trace, hvp, hvp_fn,
+                              power_iteration, top_eigenvalue)
 from nascore.models.base import Normalize
 
 
@@ -158,6 +159,43 @@ def test_gv_refuses_batchnorm_in_train_mode():
         gradient_variance(m, x, y, clip_norm=0)
 
 
+def test_gv_clipped_fraction_and_closed_form_on_known_gradient_norms():
+    # Zero-weight linear model, 2 classes, no bias, all labels 0: p = (1/2, 1/2) for every input,
+    # so dCE/dW = (p - e_0) x^T = [-x/2; x/2], with norm ||x|| / sqrt(2). Inputs along one
+    # coordinate with x_i = sqrt(2) * c_i give gradient norms |c_i| exactly.
+    c = torch.tensor([1.0, 3.0, 10.0, -10.0, 4.9, -5.5], dtype=torch.float64)
+    d = 3
+    x = torch.zeros(len(c), 1, 1, d, dtype=torch.float64)
+    x[:, 0, 0, 1] = math.sqrt(2) * c
+    y = torch.zeros(len(c), dtype=torch.long)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(d, 2, bias=False)).double()
+    nn.init.zeros_(model[1].weight)
+
+    res = gradient_variance(model, x, y, clip_norm=5.0, chunk_size=4)
+    torch.testing.assert_close(res.per_sample_norms, c.abs(), rtol=1e-12, atol=1e-12)
+    assert res.n_clipped == 3 and res.clipped_fraction == pytest.approx(0.5)   # 10, 10, 5.5
+    # Clipped gradients: coordinate (0,1) holds -c'/sqrt(2), coordinate (1,1) holds +c'/sqrt(2)
+    # with c' = sign(c) min(|c|, 5); GV = 2 * std(c') / sqrt(2) = sqrt(2) * std(c').
+    c_clip = c.sign() * c.abs().clamp(max=5.0)
+    expected = math.sqrt(2) * float(c_clip.std(unbiased=False))
+    assert res.gv == pytest.approx(expected, rel=1e-12)
+    assert res.n_params == 2 * d
+    assert res.gv_per_param == pytest.approx(expected / (2 * d), rel=1e-12)
+    assert res.log10_gv == pytest.approx(math.log10(expected), rel=1e-12)
+    assert res.log10_gv_per_param == pytest.approx(math.log10(expected / (2 * d)), rel=1e-12)
+    unclipped = gradient_variance(model, x, y, clip_norm=None)
+    assert unclipped.gv == pytest.approx(math.sqrt(2) * float(c.std(unbiased=False)), rel=1e-12)
+    assert unclipped.clipped_fraction == 0.0 and unclipped.n_clipped == 0
+    row = res.summary("gv_trained_")
+    assert row["gv_trained_gv"] == res.gv and row["gv_trained_clipped_fraction"] == 0.5
+    assert row["gv_trained_gv_per_param"] == res.gv_per_param
+    assert row["gv_trained_median_norm"] == pytest.approx(float(c.abs().median()))
+    assert {"gv_trained_log10_gv", "gv_trained_n_params", "gv_trained_clip_norm"} <= set(row)
+    # gradient exactly at the threshold is not "clipped" (rescaling by 1 changes nothing)
+    at = gradient_variance(model, x[:1] * 5, y[:1])
+    assert at.per_sample_norms.item() == pytest.approx(5.0) and at.n_clipped == 0
+
+
 # ------------------------------------------------------------------------------------------
 # Hessian
 # ------------------------------------------------------------------------------------------
@@ -240,7 +278,7 @@ def test_hutchinson_trace_and_top_eigenvalue_of_small_network():
     # Rademacher variance is 2 * sum_{i != j} H_ij^2: large here (std ~1.4x the trace), so many
     # probes; double-backward is the fastest HVP on a tiny model (both methods tested above).
     n = 3000
-    mean, se = hessian_trace(m, x, y, n_samples=n, seed=0, method="double-backward")
+    mean, se = hessian_trace(m, x, y, n_samples=n, seed=0, tol=None, method="double-backward")
     exact = float(torch.trace(H))
     exact_se = (2 * float(H.square().sum() - H.diagonal().square().sum()) / n) ** 0.5
     assert exact_se < 0.03 * abs(exact)                    # the test has power against a 10% bias
@@ -252,169 +290,99 @@ def test_hutchinson_trace_and_top_eigenvalue_of_small_network():
     assert lam == pytest.approx(top, rel=1e-3)
 
 
-# ------------------------------------------------------------------------------------------
-# contours
-# ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("shape", [(8, 3, 3, 3), (3, 32, 32), (64, 3, 7, 7)])
-def test_balanced_directions_even(shape):
-    d1, d2 = balanced_sign_directions(shape, seed=40)
-    assert d1.shape == d2.shape == torch.Size(shape)
-    assert set(d1.unique().tolist()) == {-1.0, 1.0} and set(d2.unique().tolist()) == {-1.0, 1.0}
-    assert d1.sum().item() == 0 and (d1 == -1).sum().item() == d1.numel() // 2
-    assert (d1 * d2).sum().item() == 0.0                   # exact, float32
-    assert (d1.double() * d2.double()).sum().item() == 0.0
-    e1, e2 = balanced_sign_directions(shape, seed=40)
-    assert torch.equal(d1, e1) and torch.equal(d2, e2)     # deterministic
-    f1, _ = balanced_sign_directions(shape, seed=41)
-    assert not torch.equal(d1, f1)
 
 
-def test_balanced_directions_odd():
-    d1, d2 = balanced_sign_directions((3, 3, 3), seed=0)   # 27 entries
-    assert (d1 == -1).sum().item() == 13 and (d1 == 1).sum().item() == 14
-    assert (d2 == 0).sum().item() == 1 and (d2.abs() == 1).sum().item() == 26
-    assert (d1 * d2).sum().item() == 0.0
+def test_power_iteration_converges_within_tol_and_reports_it():
+    eigs = [10.0, 5.0, 3.0, 1.0, -2.0, 0.5]
+    A, theta, f = quadratic(eigs, seed=3)
+    res = top_eigenvalue(f, params=theta, max_iter=500, tol=1e-6)
+    assert isinstance(res, EigenResult)
+    assert res.converged and res.iterations < 500 and res.rel_change < 1e-6
+    assert res.iterations == len(res.history)
+    h = res.history
+    assert abs(h[-1] - h[-2]) / abs(h[-1]) == pytest.approx(res.rel_change)
+    assert abs(h[-2] - h[-3]) / abs(h[-2]) >= 1e-6          # it stopped at the first step below tol
+    assert res.eigenvalue == pytest.approx(10.0, rel=1e-5)
+    lam, hist = res                                          # legacy unpacking
+    assert lam == res.eigenvalue and hist == list(res.history)
 
 
-def test_first_conv_in_module_order():
-    m = small_convnet()
-    assert first_conv(m) is m[1][0]
-    with pytest.raises(ValueError):
-        first_conv(nn.Linear(2, 2))
+def test_power_iteration_reports_not_converged_when_cap_is_hit():
+    # top two eigenvalues 10 and 9.9: the Rayleigh quotient approaches 10 at rate 0.99^2 per step
+    A, theta, f = quadratic([10.0, 9.9, 1.0, 0.5], seed=1)
+    op = hvp_fn(f, theta)
+    slow = power_iteration(lambda v: {"theta": op(v["theta"])}, {"theta": theta}, max_iter=15,
+                           tol=1e-6, seed=2)
+    assert not slow.converged and slow.iterations == 15 and slow.rel_change >= 1e-6
+    assert slow.max_iter == 15 and slow.tol == 1e-6
+    legacy = power_iteration(lambda v: {"theta": op(v["theta"])}, {"theta": theta}, iters=15,
+                             tol=1e-6, seed=2)
+    assert legacy.history == slow.history                    # ``iters`` is the old name
+    done = power_iteration(lambda v: {"theta": op(v["theta"])}, {"theta": theta}, max_iter=5000,
+                           tol=1e-6, seed=2)
+    assert done.converged and done.iterations > 15
+    assert done.eigenvalue == pytest.approx(10.0, rel=1e-4)
 
 
-def test_grid_coordinates_protocol_grid():
-    c = grid_coordinates(41, 0.5)
-    assert c[0] == -0.5 and c[-1] == 0.5 and c[20] == 0.0
-    torch.testing.assert_close(c.diff(), torch.full((40,), 0.025, dtype=torch.float64))
-    with pytest.raises(ValueError):
-        grid_coordinates(40, 0.5)
+def test_power_iteration_rejects_bad_arguments():
+    A, theta, f = quadratic([1.0, 2.0])
+    with pytest.raises(ValueError, match="max_iter"):
+        top_eigenvalue(f, params=theta, max_iter=0)
+    with pytest.raises(ValueError, match="tol"):
+        top_eigenvalue(f, params=theta, tol=0)
+    with pytest.raises(ValueError, match="data whose loss"):
+        top_eigenvalue(tiny_mlp(), None, None)
 
 
-def _naive_param_loss(model, x, y, d1, d2, a, b):
-    m = copy.deepcopy(model).eval()
-    conv = first_conv(m)
-    with torch.no_grad():
-        conv.weight.add_(a * d1 + b * d2)
-        return F.cross_entropy(m(x), y, reduction="none").double()
+def test_hutchinson_stops_at_tolerance_or_cap():
+    d = torch.tensor([3.0, -1.0, 0.5, 7.0], dtype=torch.float64)
+    f = lambda t: 0.5 * (d * t * t).sum()  # noqa: E731  diagonal: every probe is exact, se = 0
+    res = hessian_trace(f, params=torch.ones(4, dtype=torch.float64), n_samples=50, tol=1e-3,
+                        min_samples=7)
+    assert isinstance(res, TraceResult)
+    assert res.converged and res.n_probes == 7 and res.stderr == 0.0 and res.trace == 9.5
+    # non-diagonal Hessian: probes vary; a tight tolerance is not met within the cap
+    A, theta, g = quadratic([4.0, -3.0, 2.0, 1.0, 0.5], seed=5)
+    capped = hessian_trace(g, params=theta, n_samples=12, tol=1e-6, seed=1)
+    assert capped.converged is False and capped.n_probes == 12 and capped.max_probes == 12
+    vals = torch.tensor(capped.samples, dtype=torch.float64)
+    assert capped.trace == pytest.approx(float(vals.mean()))
+    assert capped.stderr == pytest.approx(float(vals.std(unbiased=True)) / 12 ** 0.5)
+    assert capped.rel_stderr == pytest.approx(capped.stderr / abs(capped.trace))
+    assert capped.rel_stderr >= 1e-6
+    fixed = hessian_trace(g, params=theta, n_samples=12, tol=None, seed=1)
+    assert fixed.converged is None and fixed.samples == capped.samples
+    loose = hessian_trace(g, params=theta, n_samples=400, tol=0.2, seed=1, min_samples=10)
+    assert loose.converged and 10 <= loose.n_probes < 400 and loose.rel_stderr < 0.2
+    mean, se = loose                                         # legacy unpacking
+    assert (mean, se) == (loose.trace, loose.stderr)
 
 
-@pytest.mark.parametrize("method", ["stack", "vmap"])
-def test_parameter_contour_batched_matches_naive_and_leaves_model_intact(method):
-    m = small_convnet()
+def test_hessian_is_of_the_data_passed_and_batching_is_exact():
+    m = tiny_mlp()
     torch.manual_seed(6)
-    x, y = torch.rand(5, 3, 16, 16), torch.randint(0, 10, (5,))
-    before, mode_before = state_copy(m), modes(m)
-    res = parameter_contour(m, x, y, grid=7, span=0.5, seed=40, max_batch=15,  # 3 points/chunk
-                            method=method)
-    assert res.info["method"] == method and res.loss.shape == (5, 7, 7)
-    assert_bit_identical(m, before)
-    assert modes(m) == mode_before
-    assert not first_conv(m)._forward_hooks                # temporary hook removed
-    with torch.no_grad():
-        clean = F.cross_entropy(copy.deepcopy(m).eval()(x), y, reduction="none").double()
-    torch.testing.assert_close(res.center, clean, rtol=1e-5, atol=1e-6)
-    d1, d2 = balanced_sign_directions(first_conv(m).weight.shape, 40)
-    for i, j in [(0, 0), (0, 6), (2, 5), (6, 1), (3, 3)]:
-        naive = _naive_param_loss(m, x, y, d1, d2, float(res.alphas[i]), float(res.betas[j]))
-        torch.testing.assert_close(res.loss[:, i, j], naive, rtol=1e-4, atol=1e-5)
-    # the perturbation matters (the surface is not flat), and the batch variant is the mean
-    assert (res.loss - res.center[:, None, None]).abs().max() > 1e-3
-    mean_res = parameter_contour(m, x, y, grid=7, span=0.5, seed=40, per_image=False,
-                                 method=method)
-    torch.testing.assert_close(mean_res.loss, res.loss.mean(0), rtol=1e-6, atol=1e-7)
-    loop = parameter_contour(m, x, y, grid=7, span=0.5, seed=40, method="loop")
-    torch.testing.assert_close(loop.loss, res.loss, rtol=1e-4, atol=1e-5)
-
-
-def test_parameter_contour_auto_falls_back_when_first_conv_is_reused():
-    class Twice(nn.Module):                                # the stack hook's assumption breaks
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 3, 3, padding=1)
-            self.fc = nn.Linear(3, 4)
-
-        def forward(self, x):
-            return self.fc(self.conv(self.conv(x)).mean((2, 3)))
-
-    torch.manual_seed(9)
-    m = Twice()
-    x, y = torch.rand(2, 3, 8, 8), torch.tensor([0, 3])
-    with pytest.warns(RuntimeWarning, match="'stack' failed"):
-        res = parameter_contour(m, x, y, grid=5, max_batch=4)
-    assert res.info["method"] == "vmap" and not m.conv._forward_hooks
-    loop = parameter_contour(m, x, y, grid=5, method="loop")
-    torch.testing.assert_close(res.loss, loop.loss, rtol=1e-5, atol=1e-6)
-
-
-class MeanPixel(nn.Module):
-    """logits = [5 * mean(x), 0]: out-of-range pixels would change the mean."""
-
-    def forward(self, x):
-        s = 5 * x.flatten(1).mean(1, keepdim=True)
-        return torch.cat([s, torch.zeros_like(s)], dim=1)
-
-
-def test_input_contour_clamps_to_unit_interval():
-    # all-white images: without clamping the balanced directions leave the mean at 1 exactly,
-    # with clamping every positive push is cut off, so the mean drops to 1 + mean(min(v, 0)).
-    x = torch.ones(2, 3, 8, 8)
-    y = torch.tensor([0, 1])
-    res = input_contour(MeanPixel(), x, y, grid=5, span=0.2, seed=7, max_batch=7)
-    D1, D2 = input_directions((3, 8, 8), 2, 7)
-    assert torch.equal(D1[0], balanced_sign_directions((3, 8, 8), 7)[0])
-    for k in range(2):
-        for i in range(5):
-            for j in range(5):
-                v = res.alphas[i] * D1[k].double() + res.betas[j] * D2[k].double()
-                mean = 1 + v.clamp(max=0).mean()
-                logits = torch.stack([5 * mean, torch.zeros((), dtype=torch.float64)])
-                expected = F.cross_entropy(logits[None], y[k:k + 1])
-                assert res.loss[k, i, j].item() == pytest.approx(expected.item(), rel=1e-5)
-    assert res.loss[0, 0, 0] != res.loss[0, 2, 2]          # clamping is visible
-
-
-def test_input_contour_batched_matches_naive_on_convnet():
-    m = small_convnet()
-    torch.manual_seed(8)
-    x, y = torch.rand(3, 3, 16, 16), torch.randint(0, 10, (3,))
-    before = state_copy(m)
-    res = input_contour(m, x, y, grid=5, span=0.2, seed=3, max_batch=8)
-    assert_bit_identical(m, before) and m.training
-    D1, D2 = input_directions((3, 16, 16), 3, 3)
-    ref = copy.deepcopy(m).eval()
-    with torch.no_grad():
-        for k, i, j in [(0, 2, 2), (1, 0, 4), (2, 3, 1)]:
-            img = (x[k] + float(res.alphas[i]) * D1[k] + float(res.betas[j]) * D2[k]).clamp(0, 1)
-            want = F.cross_entropy(ref(img[None]), y[k:k + 1]).item()
-            assert res.loss[k, i, j].item() == pytest.approx(want, rel=1e-4, abs=1e-6)
-
-
-def test_flatness_on_known_surfaces():
-    a = grid_coordinates(5, 1.0)
-    A, B = torch.meshgrid(a, a, indexing="ij")
-    bowl = ContourResult(a, a.clone(), (A ** 2 + B ** 2 + 1.0), "parameter", 1.0, 0)
-    # mean of alpha^2 over {-1,-.5,0,.5,1} is 0.5, so mean(alpha^2+beta^2) = 1.0
-    assert flatness(bowl) == pytest.approx(1.0)
-    assert flatness(bowl, radius=0.5) == pytest.approx(4 * 0.25 / 5)  # centre + 4 neighbours
-    flat = ContourResult(a, a.clone(), torch.full((3, 5, 5), 2.0, dtype=torch.float64), "input",
-                         1.0, 0)
-    assert flatness(flat) == 0.0
-    sharp = ContourResult(a, a.clone(), torch.stack([A ** 2 + B ** 2, 2 * (A ** 2 + B ** 2)]),
-                          "input", 1.0, 0)
-    torch.testing.assert_close(flatness(sharp, per_image=True),
-                               torch.tensor([1.0, 2.0], dtype=torch.float64))
-    assert flatness(sharp) == pytest.approx(1.5)
-
-
-def test_plot_contour_draws():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    a = grid_coordinates(9, 0.5)
-    A, B = torch.meshgrid(a, a, indexing="ij")
-    res = ContourResult(a, a.clone(), (A ** 2 + 3 * B ** 2)[None], "parameter", 0.5, 40)
-    ax = plot_contour(res, title="bowl")
-    assert ax.get_title() == "bowl" and len(ax.collections) > 0
-    plt.close(ax.figure)
+    x, y = torch.randn(13, 6, dtype=torch.float64), torch.randint(0, 3, (13,))
+    f, theta0, names, shapes, sizes = flat_loss(m, x, y)
+    H = torch.autograd.functional.hessian(f, theta0)
+    f_half, *_ = flat_loss(m, x[:6], y[:6])
+    H_half = torch.autograd.functional.hessian(f_half, theta0)
+    v_flat = torch.randn(theta0.numel(), dtype=torch.float64)
+    v = {n: t.view(s) for n, t, s in zip(names, v_flat.split(sizes), shapes)}
+    for method in ("forward-over-reverse", "double-backward"):
+        op = hvp(m, None, x, y, method=method, batch_size=5)   # batches 5, 5, 3
+        got = torch.cat([op(v)[n].flatten() for n in names])
+        torch.testing.assert_close(got, H @ v_flat, rtol=1e-8, atol=1e-10)
+        assert op.method == method
+    ev = torch.linalg.eigvalsh(H)
+    ev_half = torch.linalg.eigvalsh(H_half)
+    top = float(ev[ev.abs().argmax()])
+    top_half = float(ev_half[ev_half.abs().argmax()])
+    assert abs(top - top_half) > 1e-3 * abs(top)             # the two data sets differ
+    res = top_eigenvalue(m, x, y, max_iter=500, tol=1e-9, batch_size=4)
+    assert res.eigenvalue == pytest.approx(top, rel=1e-5) and res.n_images == 13
+    half = top_eigenvalue(m, x[:6], y[:6], max_iter=500, tol=1e-9)
+    assert half.eigenvalue == pytest.approx(top_half, rel=1e-5) and half.n_images == 6
+    tr = hessian_trace(m, x, y, n_samples=4, tol=None, batch_size=6)
+    assert tr.n_images == 13 and tr.n_probes == 4
+    with pytest.raises(ValueError, match="batch_size"):
+        hvp(m, None, x, y, batch_size=0)

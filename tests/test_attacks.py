@@ -240,7 +240,9 @@ def test_early_stopping_drops_finished_samples():
     late = ~early
     torch.testing.assert_close(r_es.x_adv[late], r_full.x_adv[late], atol=1e-6, rtol=0)
     assert torch.equal(r_es.success[late], r_full.success[late])
-    assert (r_full.iterations == steps).all()
+    # without early stopping the first success is recorded too (and the last step measured)
+    assert torch.equal(r_full.iterations, r_es.iterations)
+    assert r_es.success_last_step is None and r_full.success_last_step is not None
     # early finishers were flagged at a point where the rule holds
     assert (predict(base, r_es.x_adv[early]) != y[early]).all()
 
@@ -413,8 +415,8 @@ def test_nes_query_counts_are_exact(early_stop, targeted):
     res = attack(wrapped, x, y)
     c = 1 if targeted else 0                                    # the clean target query
     t = res.iterations
-    checks = t + 1 if early_stop else torch.ones_like(t)
-    assert torch.equal(res.queries, c + checks + t * 2 * S)
+    run = t if early_stop else torch.full_like(t, steps)        # updates each sample received
+    assert torch.equal(res.queries, c + (run + 1) + run * 2 * S)
     assert wrapped.rows == int(res.queries.sum())               # every row is accounted for
     assert wrapped.grad_calls == 0                              # forward queries only
     assert all(p.grad is None for p in base.parameters())
@@ -424,7 +426,8 @@ def test_nes_query_counts_are_exact(early_stop, targeted):
         curve = asr_at_budget(res, budgets)
         assert curve[0] <= curve[1] == pytest.approx(asr(res))
     else:
-        assert (t == steps).all()
+        assert (res.success | ~res.success_last_step).all()     # last-step success => any-step
+        assert (t[~res.success] == steps).all() and (t[res.success] <= steps).all()
 
 
 def test_nes_attack_succeeds_and_artifact_nes_setting():
@@ -474,3 +477,154 @@ def test_label_free_loss_on_list_outputs(cls):
     assert (linf(res.x_adv - x) <= 0.05 + 1e-6).all()
     if cls is NESGradient:                      # no target query, 6 + 1 checks, 6 steps x 40
         assert (res.queries == 7 + 6 * 40).all()
+
+
+# ------------------------------------------------------------------------------ review fixes (issue 10)
+def test_mean_iterations_counts_failures_as_twice_the_steps_run():
+    """The artifact's rule is "failures count 2 x steps"; with 3 steps that is 6, not 14."""
+    model = tiny_cnn(seed=4, head_scale=3.0)
+    x = images(40, seed=11)
+    y = predict(model, x)
+    res = PGD(eps=2 / 255, alpha=0.5 / 255, steps=3)(model, x, y)
+    assert res.success.any() and (~res.success).any(), "need successes and failures"
+    expected = torch.where(res.success, res.iterations.double(), torch.tensor(6.0)).mean()
+    assert mean_iterations(res) == pytest.approx(float(expected))
+    # with restarts a failure received steps x runs updates: 2 x 3 x 2 = 12
+    more = PGD(eps=2 / 255, alpha=0.5 / 255, steps=3, restarts=1, seed=0)(model, x, y)
+    fail = ~more.success
+    assert fail.any() and (more.iterations[fail] == 6).all()
+    expected = torch.where(more.success, more.iterations.double(), torch.tensor(12.0)).mean()
+    assert mean_iterations(more) == pytest.approx(float(expected))
+    # an explicit value still wins
+    expected = torch.where(res.success, res.iterations.double(), torch.tensor(14.0)).mean()
+    assert mean_iterations(res, fail_value=14) == pytest.approx(float(expected))
+
+
+@pytest.mark.parametrize("where", ["attack", "call"])
+def test_attack_batches_slices_per_sample_targets(where):
+    model = fragile_linear()
+    x = images(10, size=16, seed=7)
+    y = predict(model, x)
+    target = (y + 1 + torch.arange(10) % 9) % 10            # a different target per image
+    assert (target != y).all()
+    if where == "attack":
+        attack = PGD(targeted=True, target=target, steps=4)
+        res = attack_batches(model, x, y, attack, batch_size=4)
+        single = attack(model, x, y)
+    else:
+        attack = PGD(targeted=True, steps=4)
+        res = attack_batches(model, x, y, attack, batch_size=4, target=target)
+        single = attack(model, x, y, target=target)
+    assert torch.equal(res.target, target)
+    assert torch.equal(res.success, single.success)
+    torch.testing.assert_close(res.x_adv, single.x_adv, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="target"):
+        attack_batches(model, x, y, PGD(targeted=True), batch_size=4, target=target[:7])
+
+
+def test_success_rule_has_one_keyword_success_fn():
+    """``success_fn`` is the rule (a callable) for every attack; ``AttackResult.success`` is the
+    outcome (a tensor). The old ``PGD(success=...)`` spelling is rejected."""
+    from nascore.attacks import hits_target
+
+    for make in (lambda **k: PGD(targeted=True, **k), lambda **k: NES(targeted=True, samples=2, **k),
+                 artifact_pgd, artifact_nes):
+        attack = make(success_fn=hits_target)
+        assert attack.success_fn is hits_target
+        assert "success" not in attack.config() and attack.config()["success_fn"] == "hits_target"
+        with pytest.raises(TypeError, match="success"):
+            make(success=hits_target)
+
+
+# ------------------------------------------------------------------------------ any step vs last step (issue 9)
+class Overshoot(nn.Module):
+    """Two classes, logits ``[0, g(s)]`` with ``s = mean(x - 0.5)`` and a bump
+    ``g(s) = 1 - ((s - 1.2a) / 0.5a)^2``. Untargeted L∞ PGD with step ``a`` from ``x = 0.5`` moves
+    ``s`` by ``±a`` per step along ``sign(g')``: 0 → a → 2a → a → 2a …; class 1 (misclassified)
+    wins at ``s = a`` only. So the sample is broken after step 1, correct again after step 2."""
+
+    def __init__(self, a: float):
+        super().__init__()
+        self.a = a
+
+    def forward(self, x):
+        s = (x - 0.5).flatten(1).mean(1)
+        g = 1 - ((s - 1.2 * self.a) / (0.5 * self.a)) ** 2
+        return torch.stack([torch.zeros_like(g), g], dim=1)
+
+
+@pytest.mark.parametrize("cls", [PGD, NES])
+def test_any_step_and_last_step_success_differ_on_an_overshooting_path(cls):
+    a = 0.01
+    model = Overshoot(a).double()
+    x = torch.full((3, 3, 1, 1), 0.5, dtype=torch.float64)   # 3 pixels: NES gets every sign right
+    y = torch.zeros(3, dtype=torch.long)
+    assert (predict(model, x) == 0).all()
+    kw = dict(samples=200, sigma=1e-4, seed=0) if cls is NES else {}
+    for steps, broken_at_end in ((2, False), (3, True)):
+        full = cls(eps=0.05, alpha=a, steps=steps, early_stop=False, **kw)(model, x, y)
+        assert full.success.all() and full.success_any_step.all()       # broken at step 1
+        assert (full.iterations == 1).all()
+        assert bool(full.success_last_step.all()) is broken_at_end
+        # x_adv is the first point where the rule held: misclassified there
+        assert (predict(model, full.x_adv) == 1).all()
+        # early stopping reaches the same any-step outcome and does not measure the last step
+        es = cls(eps=0.05, alpha=a, steps=steps, early_stop=True, **kw)(model, x, y)
+        assert torch.equal(es.success, full.success) and torch.equal(es.iterations, full.iterations)
+        assert es.success_last_step is None
+        torch.testing.assert_close(es.x_adv, full.x_adv)
+    # robust accuracy: 0 % robust at every step, 100 % at the last step (steps = 2)
+    attack = PGD(eps=0.05, alpha=a, steps=2, early_stop=False)
+    assert robust_accuracy(model, x, y, attack) == 0.0
+    assert robust_accuracy(model, x, y, attack, last_step=True) == 1.0
+    with pytest.raises(ValueError, match="early_stop=False"):
+        robust_accuracy(model, x, y, PGD(eps=0.05, alpha=a, steps=2), last_step=True)
+
+
+def test_early_stop_changes_cost_not_outcome():
+    """White-box, deterministic: with and without early stopping the adversarial points, the any-step
+    successes and the iteration counts are identical; only the last-step outcome is extra."""
+    model = tiny_cnn(seed=4, head_scale=3.0)
+    x = images(40, seed=11)
+    y = predict(model, x)
+    es = PGD(eps=4 / 255, alpha=1 / 255, steps=10, early_stop=True)(model, x, y)
+    full = PGD(eps=4 / 255, alpha=1 / 255, steps=10, early_stop=False)(model, x, y)
+    torch.testing.assert_close(es.x_adv, full.x_adv, atol=1e-6, rtol=0)
+    assert torch.equal(es.success, full.success) and torch.equal(es.iterations, full.iterations)
+    # a sample broken at the last step was broken at some step
+    assert (full.success | ~full.success_last_step).all()
+    with torch.no_grad():
+        assert torch.equal(model(full.x_adv).argmax(1) != y, full.success)
+
+
+# ------------------------------------------------------------------------------ per-image table (issue 9)
+def test_result_as_a_per_image_table_with_image_indices(tmp_path):
+    import pandas as pd
+
+    model = tiny_cnn(seed=0)
+    x_all = images(50, seed=3)
+    y_all = predict(model, x_all)
+    y_all[[0, 3, 4, 10]] = (y_all[[0, 3, 4, 10]] + 1) % 10
+    x, y, index = evaluation_set(model, x_all, y_all, n=20, batch_size=8)
+    attack = PGD(targeted=True, target="least_likely", eps=4 / 255, alpha=1 / 255, steps=3,
+                 early_stop=False)
+    res = attack_batches(model, x, y, attack, batch_size=8)
+    table = res.to_frame(index=index, model="tiny", seed=0)
+    assert list(table.columns[:2]) == ["model", "seed"]
+    assert table["image"].tolist() == index.tolist() and table["image"].is_unique
+    assert table["success_any_step"].tolist() == res.success.tolist()
+    assert table["success_last_step"].tolist() == res.success_last_step.tolist()
+    assert table["iterations"].tolist() == res.iterations.tolist()
+    assert table["target"].tolist() == res.target.tolist()
+    assert "queries" not in table                                     # white-box: none
+    assert len(table) == len(res) and table.index.tolist() == list(range(len(res)))
+    # stored and read back, then paired with another model's table on the image index
+    table.to_csv(tmp_path / "a.csv", index=False)
+    back = pd.read_csv(tmp_path / "a.csv")
+    other = PGD(targeted=True, eps=4 / 255, alpha=1 / 255, steps=3)(tiny_cnn(seed=1), x, y)
+    pair = back.merge(other.to_frame(index=index).iloc[::-1], on="image", suffixes=("_a", "_b"))
+    assert pair["image"].tolist() == index.tolist()
+    assert pair["success_any_step_b"].tolist() == other.success.tolist()
+    assert "success_last_step_b" not in pair                          # early stop: not measured
+    with pytest.raises(ValueError, match="index"):
+        res.to_frame(index=index[:5])

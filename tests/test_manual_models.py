@@ -375,3 +375,97 @@ def test_gn_groups_divide_channels():
     model = small("bit_r50x1", 0.3, num_classes=7)
     assert all(m.num_channels % m.num_groups == 0
                for m in model.modules() if isinstance(m, nn.GroupNorm))
+
+
+# ----------------------------------------------------------------------------- refactor guard
+# Trained models are cached by configuration; a code refactor must not change what a fixed seed
+# builds. These fingerprints were recorded from the code *before* nascore/models/manual.py was
+# split into a package (commit 3f5517b, torch 2.13.0+cpu, CPU capability AVX512), for
+# ``torch.manual_seed(0); build(name, width=1/16).eval()``:
+#   tensors, structure: number of state_dict entries and a hash of their keys, shapes, dtypes
+#     (exact: any change of module names or order fails);
+#   proj: sum over entries k of <t_k, r_k> with fixed uniform(-0.5, 0.5) vectors r_k (any change
+#     of the drawn values or of the order parameters are initialised in moves it by O(1), so a
+#     1e-6 relative tolerance separates "same draws" from "different draws");
+#   norm2: sum of squares of every entry;
+#   logits, out_abs: eval-mode output on a fixed input (first image's logits, sum |logits| over 4);
+#   exact: sha256 of the raw bytes, compared only on the CPU capability it was recorded on (the
+#     vectorised normal_ of other capabilities may differ in the last bit).
+FINGERPRINTS_W16 = {
+    "resnet18": dict(tensors=122, structure="785686d488a59000", exact="acf2c08db886a952",
+                proj=3.867842901408735, norm2=1079.8529965839236,
+                logits=[0.00301, -0.250769, -2.034457, -0.00879, 0.411549, -0.857243, -0.112934, -0.439573, -1.399603, -0.150321],
+                out_abs=22.732211235910654),
+    "resnext50_32x4d": dict(tensors=259, structure="48f329c3df3d4f34", exact="0061a41e5e8cfc06",
+                proj=-2.871917955253106, norm2=6406.911784468418,
+                logits=[-0.013492, -0.039883, -0.002668, -0.078999, 0.009768, -0.057065, 0.12106, -0.046623, -0.027942, 0.063445],
+                out_abs=1.815241237753071),
+    "wide_resnet50_2": dict(tensors=320, structure="e571eda3908fc739", exact="7831624b52853100",
+                proj=16.828402005064778, norm2=8009.982392207772,
+                logits=[-3.956494, 1.039961, -0.734543, 2.578714, -1.051226, 0.588766, -3.633413, 2.38327, 0.691813, 1.56858],
+                out_abs=67.60660070180893),
+    "densenet121": dict(tensors=722, structure="108fc23ca832f8a9", exact="61578bd8abb51c5f",
+                proj=18.451039538109814, norm2=6481.794211270233,
+                logits=[-0.033224, 0.015903, 0.010346, 0.05954, -0.023611, 0.055358, 0.037573, 0.050151, 0.028469, 0.037469],
+                out_abs=1.3471139017492533),
+    "dla34": dict(tensors=224, structure="0b7e4bb22bdd3188", exact="74f10b7b99c3331b",
+                proj=0.9742769217096876, norm2=1131.820830686701,
+                logits=[0.011688, 0.126539, -0.095934, 0.094077, 0.153622, -0.07088, -0.121148, 0.033047, 0.062403, -0.162165],
+                out_abs=3.726011499762535),
+    "vgg13_bn": dict(tensors=76, structure="e29e9fb4697f807e", exact="a37382910ff95e8c",
+                proj=-10.632926956005159, norm2=703.3032258904034,
+                logits=[-0.017255, 0.079744, 0.003674, 0.062897, -0.004389, 0.182772, -0.040181, -0.055482, -0.205265, 0.064892],
+                out_abs=2.8754287008196115),
+    "bit_r50x1": dict(tensors=153, structure="f6d0c9bfd60470fc", exact="b81e75e9a6b1e471",
+                proj=-2.1353371271003856, norm2=1974.8283944670115,
+                logits=[-0.214439, 0.157955, 0.098313, -0.210804, -0.142684, 0.06028, 0.374729, -0.272887, 0.257471, -0.045112],
+                out_abs=7.8087752014398575),
+}
+
+
+def _fingerprint(name: str) -> dict:
+    import hashlib
+
+    from nascore import models
+
+    torch.manual_seed(0)
+    model = models.build(name, width=1 / 16).eval()
+    struct, exact = hashlib.sha256(), hashlib.sha256()
+    proj = norm2 = 0.0
+    for k, (key, t) in enumerate(model.state_dict().items()):
+        struct.update(f"{key}:{tuple(t.shape)}:{t.dtype};".encode())
+        exact.update(t.detach().contiguous().numpy().tobytes())
+        t64 = t.detach().double()
+        r = torch.rand(t.shape, generator=torch.Generator().manual_seed(k), dtype=torch.float64) - 0.5
+        proj += float((t64 * r).sum())
+        norm2 += float((t64 ** 2).sum())
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(x).double()
+    return dict(tensors=len(model.state_dict()), structure=struct.hexdigest()[:16],
+                exact=exact.hexdigest()[:16], proj=proj, norm2=norm2,
+                logits=[float(v) for v in out[0]], out_abs=float(out.abs().sum()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fixed_seed_build_is_unchanged_by_refactoring(name):
+    ref, got = FINGERPRINTS_W16[name], _fingerprint(name)
+    assert (got["tensors"], got["structure"]) == (ref["tensors"], ref["structure"])
+    assert got["proj"] == pytest.approx(ref["proj"], rel=1e-6, abs=1e-6)
+    assert got["norm2"] == pytest.approx(ref["norm2"], rel=1e-6)
+    assert got["logits"] == pytest.approx(ref["logits"], rel=1e-3, abs=2e-6)
+    assert got["out_abs"] == pytest.approx(ref["out_abs"], rel=1e-4)
+    if torch.backends.cpu.get_cpu_capability() == "AVX512":
+        assert got["exact"] == ref["exact"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_code_fingerprint_covers_the_builder_module(name):
+    """The model cache keys on the modules defining the model's classes (nascore.fingerprint);
+    the module holding a model's builder must be one of them, or a changed builder would load
+    stale weights. (Each builder module defines the ManualNet subclass it returns.)"""
+    from nascore.fingerprint import model_modules
+
+    mods = model_modules(small(name))
+    assert MANUAL_BUILDERS[name].__module__ in mods
+    assert "nascore.models.manual.common" in mods and "nascore.models.base" in mods

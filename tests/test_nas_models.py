@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nascore import models
-from nascore.models.genotypes import GENOTYPES, normal_cell_stats
+from nascore.models.genotypes import GENOTYPES, Genotype
 
 # Protocol §1.4: parameter counts of an independent re-implementation (10 classes, no aux head).
 PARAM_CHECKSUM_M = dict(amoebanet=3.145, darts_v1=3.169, darts=3.349, drnas=4.099, enas=3.860, nasnet=3.831,
@@ -36,10 +36,60 @@ def test_cell_statistics_derived_from_genotype(name):
 
 
 def test_cell_stats_follow_the_genotype_not_a_table():
-    from nascore.models.genotypes import cell_stats
     chain = (("sep_conv_3x3", 0), ("skip_connect", 1), ("sep_conv_3x3", 2), ("sep_conv_3x3", 2))
-    s = cell_stats(chain, (3,))
+    flat = (("skip_connect", 0), ("skip_connect", 1), ("max_pool_3x3", 0), ("skip_connect", 1))
+    g = Genotype(normal=chain, normal_concat=(3,), reduce=flat, reduce_concat=(2, 3))
+    s = models.cell_stats(g)
     assert (s.depth, s.skips, s.input_edges, s.edges) == (2, 1, 2, 4)
+    r = models.cell_stats(g, cell="reduce")
+    assert (r.depth, r.skips, r.input_edges, r.edges) == (1, 3, 4, 4)
+
+
+def test_one_cell_stats_for_normal_and_reduce_cells():
+    from nascore.models import genotypes
+
+    assert models.cell_stats is genotypes.cell_stats
+    assert not hasattr(genotypes, "normal_cell_stats")
+    # DARTS-V2 reduce cell: mp(0)+mp(1); id(2)+mp(1); mp(0)+id(2); id(2)+mp(1)
+    assert str(models.cell_stats("darts", cell="reduce")) == "2/3/5of8"
+    assert str(models.cell_stats("darts", cell="normal")) == CELL_STATS["darts"]
+    with pytest.raises(ValueError, match="normal, reduce"):
+        models.cell_stats("darts", cell="reduction")
+    with pytest.raises(ValueError, match="resnet18.*valid: .*darts"):
+        models.cell_stats("resnet18")
+
+
+def test_plot_cell_titles_each_cell_with_its_own_statistics():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nascore.findings.model_zoo import plot_cell
+
+    fig, (a, b) = plt.subplots(1, 2)
+    try:
+        plot_cell("darts", ax=a)
+        plot_cell("darts", ax=b, reduce=True)
+        assert "depth 2, skips 2" in a.get_title()            # normal: 2/2/7of8
+        assert "depth 2, skips 3" in b.get_title()            # reduce: 2/3/5of8
+    finally:
+        plt.close(fig)
+
+
+def test_flops_per_image_restores_every_module_mode():
+    from nascore.models.cost import flops_per_image
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 30 * 30, 10))
+    net.train()
+    net[2].eval()                                  # a submodule deliberately in another mode
+    seen = []
+    net[1].register_forward_pre_hook(lambda m, i: seen.append(m.training))
+    flops = flops_per_image(net)
+    assert flops == 2 * (4 * 30 * 30 * 3 * 9 + 4 * 30 * 30 * 10)   # conv + linear multiply-adds
+    assert seen == [False]                         # counted in eval mode
+    assert net.training and net[1].training and not net[2].training
 
 
 @pytest.mark.parametrize("name,feat", [("darts", 576), ("nasnet", 720), ("enas", 720), ("amoebanet", 432)])
@@ -102,4 +152,4 @@ def test_unknown_names_and_knobs_are_rejected():
 def test_mitigations_keep_the_darts_reduction_cell():
     for name in models.names("mitigation"):
         assert GENOTYPES[name].reduce == GENOTYPES["darts"].reduce
-    assert normal_cell_stats("diy_noskip").skips == 0
+    assert models.cell_stats("diy_noskip").skips == 0

@@ -1,10 +1,11 @@
-"""nascore.report: claims table, statistics, verdict rules, result files.
+"""nascore.report: the claims table, the statistics registry, the verdict rules and result files.
 
-Constructed cases with known answers; each test can fail if the estimator or rule is wrong.
+Constructed cases with known answers; each test fails if a rule, a sign or a size is wrong.
+Estimators against the libraries: tests/test_report_stats.py; the paper's data:
+tests/test_report_paper.py; the scorecard: tests/test_report_scorecard.py.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
@@ -12,237 +13,289 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nascore.report import claims, stats, tables
-from nascore.report.verdict import TABLE_COLUMN_DESCRIPTIONS
-from nascore.report import (DiffEstimate, bootstrap_ci, bootstrap_diff, compare_groups,
-                            compare_values, get, permutation_test, sign_flip_test, spearman_ci,
-                            verdict, verdict_table)
+from nascore.report import (COLUMNS, INCONCLUSIVE, NOT_MEASURABLE, NOT_REPRODUCED, REPRODUCED, DiffEstimate,
+                            apply_holm, claims, compare_extreme, compare_families, compare_paired,
+                            compare_to_baseline, compare_values, get, role, statistic, tables, verdict,
+                            verdict_table)
+from nascore.report.statistics import STATISTICS, Statistic, register
+from nascore.report.verdict import decide, not_measurable
+
+# --------------------------------------------------------------------------- claims and registry
+#: The pre-registered primaries other engineers rely on (issue 9).
+PRIMARIES = {
+    "zoo.clean_accuracy": "test_acc", "zoo.early_convergence": "early_auc", "evasion.pgd_asr": "pgd_asr",
+    "evasion.robustness": "linf_auc", "evasion.nes_asr": "nes_asr", "smoothness.grad_var": "log10_gv_init",
+    "smoothness.flatness": "contour_sharpness", "smoothness.hessian": "hessian_top_eig",
+    "poisoning.acc_drop": "poison_acc_drop_40", "backdoor.asr": "badnet_asr", "backdoor.cad": "badnet_cad",
+    "backdoor.trojannn_asr": "trojannn_asr", "backdoor.trojannn_cad": "trojannn_cad",
+    "extraction.ce": "extraction_ce", "membership.auc": "mia_boundary_auc", "membership.score_auc": "mia_loss_auc",
+    "mitigation.more_manual_like": "extraction_ce", "mitigation.poison_drop": "poison_acc_drop_40",
+    "mitigation.backdoor_asr": "trojannn_asr", "mitigation.evasion_manual_like": "pgd_asr",
+    "mitigation.grad_var_manual_like": "log10_gv_init",
+    "deepsloth.efficacy_reduction": "sloth_linf_min_reduction",
+    "deepsloth.universal_effective": "sloth_universal_min_reduction",
+    "deepsloth.universal_weaker": "sloth_persample_minus_universal",
+    "deepsloth.pgd_not_slowdown": "sloth_minus_pgd_reduction", "deepsloth.accuracy_drop": "sloth_ee_accuracy_change",
+    "deepsloth.clean_efficacy_rad5": "clean_efficacy_rad5", "deepsloth.clean_efficacy_rad15": "clean_efficacy_rad15",
+}
 
 
-# --------------------------------------------------------------------------- claims
-REQUIRED_IDS = [
-    "zoo.clean_accuracy", "zoo.early_convergence", "evasion.pgd_asr", "evasion.robustness",
-    "poisoning.acc_drop", "backdoor.asr", "backdoor.cad", "extraction.ce", "membership.auc",
-    "smoothness.grad_var", "smoothness.flatness", "mitigation.more_manual_like",
-]
+def test_every_claim_preregisters_a_registered_primary():
+    for cid, key in PRIMARIES.items():
+        assert get(cid).primary == key, cid
+    for c in claims.all_claims():
+        assert c.primary in STATISTICS, c.id
 
 
-def test_required_claim_ids_present_and_signed_as_the_appendix():
-    for cid in REQUIRED_IDS:
-        assert get(cid).id == cid
-    # Appendix §6 sizes and signs (NAS − manual).
-    assert (get("evasion.pgd_asr").direction, get("evasion.pgd_asr").claimed_interval) == ("greater", (6.0, 14.0))
-    assert (get("poisoning.acc_drop").direction, get("poisoning.acc_drop").claimed_interval) == ("less", (-7.0, -3.0))
+def test_sizes_and_signs_of_the_corrected_claims():
+    gv = get("smoothness.grad_var")
+    assert gv.claimed_interval == pytest.approx((-2.7, -1.7))
+    assert statistic(gv.primary).difference_units == "log10 units" and statistic(gv.primary).scale == "log10"
+    poison = get("poisoning.acc_drop")                    # hurts NAS more (§11: 15.1 vs 10.2)
+    assert (poison.direction, poison.claimed_interval) == ("greater", (3.0, 7.0))
+    mit = get("mitigation.poison_drop")                   # higher drop moves AWAY from manual models
+    assert mit.direction == "greater" and mit.manual_like == "less" and mit.subjects == ("diy_deep", "diy_deep_noskip")
+    assert get("evasion.pgd_asr").claimed_interval == (6.0, 14.0)
     assert get("extraction.ce").claimed_interval == pytest.approx((-0.4, -0.2))
-    assert get("membership.auc").claimed_interval == pytest.approx((0.03, 0.05))
-    assert get("smoothness.grad_var").claimed_interval == pytest.approx((-2.7, -1.7))
-    assert get("backdoor.cad").claimed_interval == (-2.0, 0.0)
-    assert get("evasion.robustness").expected is None and "extension" in get("evasion.robustness").evidence
-    m = get("mitigation.more_manual_like")
-    assert m.comparison == "mitigation − DARTS-V2" and m.manual_like == m.direction == "greater"
-    assert get("zoo.clean_accuracy").informational
+    assert get("deepsloth.efficacy_reduction").null == 0.9
+    assert get("deepsloth.clean_efficacy_rad5").claimed_interval == pytest.approx((0.719, 0.819))
+    assert get("evasion.nes_asr").extension and not get("evasion.pgd_asr").extension
 
 
-def test_deepsloth_claims_carry_evidence_tags_and_unverified_flags():
-    ds = claims.all_claims("deepsloth")
-    assert ds and all(set(c.evidence) <= set(claims.EVIDENCE_TAGS) for c in ds)
-    assert get("deepsloth.efficacy_reduction").claimed_interval == pytest.approx((0.9, 1.0))
-    assert get("deepsloth.latency_amplification").null == 1.0
-    assert get("deepsloth.universal_weaker").unverified
-    assert not get("deepsloth.efficacy_reduction").unverified
-    frame = claims.claims_frame()
-    assert list(frame.index) == [c.id for c in claims.all_claims()]
-    assert frame.loc["deepsloth.universal_weaker", "unverified"]
+def test_role_primary_exploratory_and_misplaced_statistics():
+    assert role("evasion.pgd_asr", "pgd_asr") == "primary"
+    assert role("evasion.pgd_asr", "pgd_asr_argmax") == "exploratory"
+    assert role("zoo.early_convergence", "early_loss_drop") == "exploratory"
+    assert role("smoothness.grad_var_trained", "gv_per_param_trained") == "exploratory"
+    for stat, claim in (("nes_asr", "evasion.pgd_asr"), ("log10_gv_trained", "smoothness.grad_var"),
+                        ("hessian_top_eig", "smoothness.flatness")):
+        with pytest.raises(ValueError, match="measures claim"):
+            role(claim, stat)
+    assert role("mitigation.more_manual_like", "extraction_ce", "diy_deep") == "primary"
+    assert role("mitigation.more_manual_like", "extraction_ce", "diy_noskip") == "exploratory"
+    assert role("mitigation.evasion_manual_like", "pgd_asr_argmax", "diy_deep") == "exploratory"  # counterpart
 
 
-def test_get_unknown_id_lists_valid_ids():
-    with pytest.raises(KeyError) as exc:
-        get("nope")
-    msg = str(exc.value)
-    assert "nope" in msg and "evasion.pgd_asr" in msg and "membership.auc" in msg
+def test_register_adds_exploratory_only_and_refuses_conflicts():
+    s = Statistic("test_only_stat", "a test statistic", "percent", "evasion.pgd_asr")
+    register(s)
+    register(s)                                           # identical: no-op
+    assert role("evasion.pgd_asr", "test_only_stat") == "exploratory"
+    with pytest.raises(ValueError, match="already registered"):
+        register(Statistic("test_only_stat", "different", "nats", "evasion.pgd_asr"))
+    with pytest.raises(ValueError, match="unknown claim"):
+        register(Statistic("x2", "x", "nats", "no.such.claim"))
+    with pytest.raises(KeyError, match="registered"):
+        statistic("no_such_statistic")
 
 
 def test_claim_validation_rejects_inconsistent_sign():
     with pytest.raises(ValueError, match="side"):
-        claims.Claim(id="x", paper="automl-security", statement="s", statistic="t",
-                     direction="less", expected=3.0, tolerance=1.0, source="-")
-    with pytest.raises(ValueError, match="direction"):
-        claims.Claim(id="x", paper="automl-security", statement="s", statistic="t",
-                     direction="up", expected=None, tolerance=None, source="-")
+        claims.Claim(id="x", paper="automl-security", statement="s", primary="pgd_asr", direction="less",
+                     expected=3.0, tolerance=1.0, source="-")
+    with pytest.raises(KeyError, match="evasion.pgd_asr"):
+        get("nope")
 
 
-# --------------------------------------------------------------------------- bootstrap
-def test_bootstrap_diff_separated_groups_excludes_zero_and_covers_truth():
-    rng = np.random.default_rng(1)
-    a = 10.0 + rng.normal(0, 1, 12)   # true difference 5
-    b = 5.0 + rng.normal(0, 1, 12)
-    est = bootstrap_diff(a, b, n_boot=4000, seed=3)
-    assert est.estimate == pytest.approx(a.mean() - b.mean())
-    assert est.low > 0 and est.low <= 5.0 <= est.high
-    assert (est.n_a, est.n_b) == (12, 12)
-    # Deterministic with a fixed seed; a different seed moves the interval a little.
-    assert bootstrap_diff(a, b, n_boot=4000, seed=3) == est
-    assert bootstrap_diff(a, b, n_boot=4000, seed=4) != est
+# --------------------------------------------------------------------------- decision rule
+def test_decide_rule_direction_p_veto_and_informational():
+    assert decide("evasion.pgd_asr", 2.0, 9.0, 0.01) == (REPRODUCED, "as claimed")
+    assert decide("evasion.pgd_asr", -9.0, -2.0, 0.01) == (NOT_REPRODUCED, "opposite")
+    assert decide("evasion.pgd_asr", -9.0, -2.0, 0.2) == (INCONCLUSIVE, "opposite")      # p veto
+    assert decide("evasion.pgd_asr", -1.0, 5.0, 0.01) == (INCONCLUSIVE, "unresolved")
+    assert decide("smoothness.grad_var", -2.0, -1.0, 0.001)[0] == REPRODUCED            # "less"
+    assert decide("zoo.clean_accuracy", 96.8, 97.5, None)[0] == REPRODUCED              # band overlap
+    assert decide("zoo.clean_accuracy", 58.0, 62.0, None)[0] == NOT_REPRODUCED
+    assert decide("deepsloth.efficacy_reduction", 0.85, 0.97, 0.2)[0] == INCONCLUSIVE   # crosses 0.9
 
 
-def test_bootstrap_diff_identical_groups_contains_zero():
-    a = np.array([3.0, 5.0, 4.0, 6.0, 2.0])
-    est = bootstrap_diff(a, a.copy(), n_boot=4000, seed=0)
-    assert est.estimate == 0.0 and est.low < 0 < est.high
+def test_verdict_compatibility_function_and_too_few():
+    v = verdict("evasion.pgd_asr", DiffEstimate(10.0, 6.0, 14.0, 10, 7), 0.001)
+    assert v.label == REPRODUCED and "percentage points" in v.reason and v.size.startswith("within")
+    v = verdict("evasion.pgd_asr", DiffEstimate(10.0, math.nan, math.nan, 1, 7), 0.5)
+    assert v.label == INCONCLUSIVE and "Fewer than 2" in v.reason
 
 
-def test_bootstrap_interval_matches_analytic_quantiles_for_two_point_sample():
-    # Resampled mean of n fair 0/1 values ~ Binomial(n, 1/2)/n: percentiles known exactly.
-    x = np.array([0.0, 1.0] * 10)
-    est = bootstrap_ci(x, n_boot=20_000, seed=0)
-    from scipy.stats import binom
-    lo, hi = binom.ppf([0.025, 0.975], 20, 0.5) / 20
-    assert est.estimate == 0.5 and est.n_b == 0
-    assert est.low == pytest.approx(lo, abs=0.051) and est.high == pytest.approx(hi, abs=0.051)
+# --------------------------------------------------------------------------- not measurable
+def _zoo(values_nas, values_manual, column="pgd_asr", seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, v in enumerate(values_nas):
+        rows.append({"model": f"n{i}", "family": "nas", column: v})
+    for i, v in enumerate(values_manual):
+        rows.append({"model": f"m{i}", "family": "manual", column: v})
+    df = pd.DataFrame(rows)
+    df["params"] = rng.uniform(1e5, 1e7, len(df))
+    df["clean_acc"] = rng.uniform(50, 70, len(df))
+    df["train_loss"] = rng.uniform(0.5, 1.5, len(df))
+    return df
 
 
-def test_bootstrap_diff_supports_median_and_rejects_nan():
-    est = bootstrap_diff([1, 2, 100], [0, 0, 0], stat=np.median, n_boot=500)
-    assert est.estimate == 2.0
-    with pytest.raises(ValueError, match="NaN"):
-        bootstrap_diff([1.0, np.nan], [0.0, 1.0])
+def test_not_measurable_at_floor_and_ceiling_but_not_for_mixed_values():
+    assert not_measurable([0, 0, 0], 0.0, 100.0) == "floor"
+    assert not_measurable([100, 100.0], 0.0, 100.0) == "ceiling"
+    assert not_measurable([0, 100], 0.0, 100.0) == ""                     # mixed bounds: measurable
+    assert not_measurable([0, 0, 3.0], 0.0, 100.0) == ""
+    floor = compare_families(_zoo([0.0] * 5, [0.0] * 5), "pgd_asr", n_boot=500)
+    ceil = compare_families(_zoo([100.0] * 5, [100.0] * 5), "pgd_asr", n_boot=500)
+    for row in (floor, ceil):
+        assert row["label"] == NOT_MEASURABLE and math.isnan(row["p_value"]) and "no test" in row["text"]
+    mixed = compare_families(_zoo([0.0] * 5, [100.0] * 5), "pgd_asr", n_boot=500)
+    assert mixed["label"] == NOT_REPRODUCED and mixed["p_value"] < 0.05
+    some = compare_families(_zoo([0.0, 0.0, 1.0, 0.0, 0.0], [0.0] * 5), "pgd_asr", n_boot=500)
+    assert some["label"] == INCONCLUSIVE
 
 
-# --------------------------------------------------------------------------- permutation
-def _brute_force_p(a, b, alternative):
-    pooled = np.concatenate([a, b])
-    obs = a.mean() - b.mean()
-    hits = total = 0
-    for idx in itertools.combinations(range(len(pooled)), len(a)):
-        mask = np.zeros(len(pooled), bool)
-        mask[list(idx)] = True
-        d = pooled[mask].mean() - pooled[~mask].mean()
-        hit = {"greater": d >= obs - 1e-12, "less": d <= obs + 1e-12,
-               "two-sided": abs(d) >= abs(obs) - 1e-12}[alternative]
-        hits += hit
-        total += 1
-    return hits / total
+# --------------------------------------------------------------------------- confounds
+def _confounded(nas_effect: float, seed: int = 0, n: int = 12):
+    """log10 params differ by family; the statistic = 4·log10(params) + nas_effect·NAS + noise."""
+    rng = np.random.default_rng(seed)
+    fam = np.array(["nas"] * n + ["manual"] * n)
+    logp = np.where(fam == "nas", 5.0, 6.0) + rng.normal(0, 0.5, 2 * n)
+    y = 4 * logp + nas_effect * (fam == "nas") + rng.normal(0, 0.3, 2 * n)
+    return pd.DataFrame({"model": [f"m{i}" for i in range(2 * n)], "family": fam, "early_auc": y,
+                         "params": 10 ** logp, "clean_acc": rng.uniform(50, 70, 2 * n),
+                         "train_loss": rng.uniform(0.5, 1.5, 2 * n)})
 
 
-@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
-def test_exact_permutation_equals_brute_force(alternative):
-    rng = np.random.default_rng(7)
-    a, b = rng.normal(0.5, 1, 4), rng.normal(0, 1, 5)   # C(9,4) = 126 splits ≤ n_perm → exact
-    assert permutation_test(a, b, alternative=alternative) == pytest.approx(_brute_force_p(a, b, alternative))
+def test_confound_adjustment_removes_a_difference_driven_by_the_confound():
+    row = compare_families(_confounded(0.0), "early_auc", n_boot=1000)
+    assert row["label"] == NOT_REPRODUCED                       # raw: NAS lower (they are smaller)
+    assert row["adj_low"] < 0 < row["adj_high"] and row["adj_label"] == INCONCLUSIVE
+    assert "disagree" in row["text"]
 
 
-def test_permutation_minimum_p_for_3_vs_3_is_one_over_20():
-    a, b = np.array([10.0, 11.0, 12.0]), np.array([1.0, 2.0, 3.0])
-    assert permutation_test(a, b, alternative="greater") == pytest.approx(1 / 20)
-    assert permutation_test(a, b, alternative="two-sided") == pytest.approx(2 / 20)
-    assert permutation_test(a, b, alternative="less") == 1.0
+def test_confound_adjustment_keeps_a_difference_not_driven_by_confounds():
+    df = _confounded(3.0)
+    df["params"] = 1e6 * np.random.default_rng(1).uniform(0.5, 2, len(df))   # params now unrelated to family
+    df["early_auc"] = 3.0 * (df.family == "nas") + np.random.default_rng(2).normal(0, 0.3, len(df))
+    row = compare_families(df, "early_auc", n_boot=1000)
+    assert row["label"] == REPRODUCED and row["adj_label"] == REPRODUCED
+    assert row["adj_low"] > 1.5 and "same verdict" in row["text"]
 
 
-def test_permutation_monte_carlo_path():
+def test_missing_confounds_are_an_error_unless_explicitly_skipped():
+    df = _zoo([5, 6, 7], [1, 2, 3]).drop(columns=["train_loss"])
+    with pytest.raises(ValueError, match="add_confounds"):
+        compare_families(df, "pgd_asr")
+    row = compare_families(df, "pgd_asr", confounds=(), n_boot=500)
+    assert "Not adjusted for confounds" in row["text"] and math.isnan(row["adj_estimate"])
+
+
+def test_model_confounds_from_zoo_records():
+    from types import SimpleNamespace
+
+    import torch
+
+    from nascore.report import add_confounds, model_confounds
+
+    lin = torch.nn.Linear(3, 2)                                     # 8 parameters
+    entries = {("darts", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.5, "final_train_loss": 1.25,
+                                                                            "params": 8}}),
+               ("resnet18", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.25},
+                                                                   "history": [{"train_loss": 2.0}, {"train_loss": 1.5}]})}
+    conf = model_confounds(entries)
+    assert conf[["params", "clean_acc", "train_loss"]].values.tolist() == [[8, 50.0, 1.25], [8, 25.0, 1.5]]
+    merged = add_confounds(pd.DataFrame({"model": ["darts", "resnet18"], "seed": [0, 0], "clean_acc": [1.0, 2.0]}),
+                           entries)
+    assert merged["clean_acc"].tolist() == [1.0, 2.0] and merged["train_loss"].tolist() == [1.25, 1.5]
+    with pytest.raises(ValueError, match="final training loss"):
+        model_confounds({("x", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.1}})})
+
+
+# --------------------------------------------------------------------------- scales, seeds, units
+def test_log10_and_rank_scales():
+    df = _zoo([10.0, 100.0, 1000.0], [1e4, 1e5, 1e3], column="gv_init")
+    row = compare_families(df, "log10_gv_init", n_boot=500, confounds=())
+    assert row["estimate"] == pytest.approx(np.mean([1, 2, 3]) - np.mean([4, 5, 3]))
+    assert row["units"] == "log10 units" and row["scale"] == "log10"
+    df = _zoo([5.0, 1e9, 7.0], [100.0, 200.0, 300.0], column="top_eig")
+    row = compare_families(df, "hessian_top_eig", n_boot=500, confounds=())
+    assert row["estimate"] == pytest.approx(np.mean([1, 6, 2]) - np.mean([3, 4, 5]))   # mean ranks
+    assert row["units"] == "ranks"
+
+
+def test_seed_spread_is_reported_next_to_the_family_difference():
+    base = _zoo([10, 12, 14, 11], [1, 3, 2, 4])
+    df = pd.concat([base.assign(seed=0), base.assign(seed=1, pgd_asr=base.pgd_asr + 2.0)], ignore_index=True)
+    row = compare_families(df, "pgd_asr", n_boot=500)
+    assert row["seed_models"] == 8 and row["seed_sd"] == pytest.approx(np.sqrt(2.0))   # pairs differ by 2
+    assert "Seed-to-seed spread" in row["text"] and "2 seeds each" in row["text"]
+    assert row["n_a"] == 4 and row["n_b"] == 4                                          # models are the units
+
+
+def test_paired_single_models_use_mcnemar_and_speak_about_weights():
+    a = np.r_[np.ones(30), np.zeros(70)]
+    b = np.r_[np.ones(10), np.zeros(90)]
+    row = compare_paired(a, b, "pgd_asr", "mitigation.evasion_manual_like", "diy_deep", n_boot=500)
+    assert row["estimate"] == pytest.approx(20.0) and "McNemar" in row["test"]
+    assert row["label"] == NOT_REPRODUCED and "not the architecture" in row["about"]
+    cont = compare_paired(np.arange(10.0), np.arange(10.0) - 0.5, "extraction_ce", "mitigation.more_manual_like",
+                          "diy_deep", n_boot=500)
+    assert "sign-flip" in cont["test"] and cont["estimate"] == pytest.approx(0.5) and cont["role"] == "primary"
+
+
+def test_baseline_comparison_needs_two_seeds_each():
+    df = pd.DataFrame({"model": ["diy_deep", "darts"], "seed": [0, 0], "pgd_asr": [10.0, 20.0]})
+    with pytest.raises(ValueError, match="compare_paired"):
+        compare_to_baseline(df, "pgd_asr", "mitigation.evasion_manual_like", "diy_deep")
+    df = pd.DataFrame({"model": ["diy_deep"] * 4 + ["darts"] * 4, "seed": list(range(4)) * 2,
+                       "pgd_asr": [10, 11, 9, 10, 20, 21, 19, 22.0]})
+    row = compare_to_baseline(df, "pgd_asr", "mitigation.evasion_manual_like", "diy_deep", n_boot=500)
+    assert row["estimate"] == pytest.approx(-10.5) and row["comparison"] == "diy_deep − darts"
+    assert row["units_of_analysis"] == "seeds" and row["p_value"] == pytest.approx(2 / 70)
+
+
+def test_extreme_over_groups_and_single_group_values():
     rng = np.random.default_rng(0)
-    a, b = rng.normal(3, 1, 15), rng.normal(0, 1, 15)    # C(30,15) ≫ n_perm → Monte Carlo
-    p = permutation_test(a, b, n_perm=2000, alternative="greater", seed=1)
-    assert p == pytest.approx(1 / 2001)                  # +1 correction: never 0
-    assert p == permutation_test(a, b, n_perm=2000, alternative="greater", seed=1)
-    same = rng.normal(0, 1, 30)
-    assert permutation_test(same[:15], same[15:], n_perm=2000, seed=2) > 0.05
-    # Same null distribution: large p for identical groups.
-    assert permutation_test(same[:15], same[:15].copy(), n_perm=2000, seed=2) == 1.0
+    groups = {"vgg16": rng.uniform(0.95, 1.0, 300), "resnet56": rng.uniform(0.6, 0.7, 300)}
+    row = compare_extreme(groups, "sloth_linf_min_reduction", n_boot=500)
+    assert row["estimate"] == pytest.approx(groups["resnet56"].mean())
+    assert row["high"] < 0.9 and row["label"] == NOT_REPRODUCED        # below the 90 % band: contradicts
+    vals = compare_values("zoo.clean_accuracy", [96.2, 96.6, 96.9, 96.4], n_boot=500)
+    assert vals["label"] == REPRODUCED and math.isnan(vals["p_value"])  # level claim: no test
 
 
-def test_sign_flip_exact_minimum_and_null():
-    assert sign_flip_test([1.0, 2.0, 3.0, 4.0, 5.0], alternative="greater") == pytest.approx(1 / 32)
-    assert sign_flip_test([1.0, -1.0, 2.0, -2.0]) == 1.0
-    assert sign_flip_test([1.5, 1.6, 1.7, 1.8], null=1.0, alternative="greater") == pytest.approx(1 / 16)
+def test_text_is_in_the_statistics_own_words_and_units():
+    row = compare_families(_zoo([0.3, 0.2, 0.25], [0.5, 0.6, 0.55], column="extraction_ce"), "extraction_ce",
+                           n_boot=500, confounds=())
+    assert "nats" in row["text"] and "hard labels" in row["text"] and "3 NAS and 3 manual models" in row["text"]
+    assert row["size"].startswith(("within", "overlaps", "outside"))
+    expl = compare_families(_zoo([1, 2, 3], [4, 5, 6], column="extraction_ce_soft"), "extraction_ce_soft",
+                            n_boot=500, confounds=())
+    assert expl["role"] == "exploratory" and expl["size"] == "" and "cannot carry" in expl["text"]
 
 
-def test_spearman_perfect_monotone_and_exact_p():
-    x = np.arange(6.0)
-    res = spearman_ci(x, x ** 3, n_boot=2000, seed=0)
-    assert res.rho == pytest.approx(1.0)
-    assert res.p_value == pytest.approx(2 / math.factorial(6))   # exact, two-sided
-    assert res.high == pytest.approx(1.0)
-    from scipy.stats import spearmanr
-    y = np.array([2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 5.0])
-    assert spearman_ci(np.arange(7.0), y, n_boot=500).rho == pytest.approx(spearmanr(np.arange(7.0), y)[0])
+# --------------------------------------------------------------------------- multiplicity
+def test_apply_holm_uses_adjusted_p_for_primary_rows_only():
+    rows = [compare_families(_zoo([10 + i for i in range(4)], [0, 1, 2, 3.0]), "pgd_asr", n_boot=500),
+            compare_families(_zoo([1, 2, 3, 4.0], [0, 1, 2, 3.0], column="linf_auc"), "linf_auc", n_boot=500),
+            compare_families(_zoo([10, 11, 12, 13.0], [0, 1, 2, 3.0], column="pgd_asr_argmax"), "pgd_asr_argmax",
+                             n_boot=500)]
+    table = apply_holm(verdict_table(rows))
+    p = table["p_value"].to_numpy()
+    assert p[0] == pytest.approx(2 / 70) and p[1] > 0.1          # 4 vs 4 fully separated: exact minimum
+    assert table.loc[0, "holm_p"] == pytest.approx(2 * 2 / 70)   # Holm, 2 primary tests: smallest p × 2
+    assert table.loc[1, "holm_p"] == pytest.approx(max(p[1], 4 / 70))
+    assert math.isnan(table.loc[2, "holm_p"]) and table.loc[2, "final_label"] == table.loc[2, "label"]
+    # significant before the correction, not after it: the final label is the adjusted one
+    assert table.loc[0, "label"] == REPRODUCED and table.loc[0, "final_label"] == INCONCLUSIVE
+    dup = verdict_table([rows[0], rows[0]])
+    with pytest.raises(ValueError, match="more than one primary"):
+        apply_holm(dup)
 
 
-def test_mean_band_and_auc():
-    curves = np.array([[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]])
-    band = stats.mean_band(curves, n_boot=2000, seed=0)
-    np.testing.assert_allclose(band.mean, [1.0, 2.0, 3.0])
-    np.testing.assert_allclose(band.low, [0.0, 1.0, 2.0])    # resampling 2 rows: min/mean/max
-    np.testing.assert_allclose(band.high, [2.0, 3.0, 4.0])
-    assert stats.auc_trapz([0.0, 1.0, 3.0], [0.0, 1.0, 1.0]) == pytest.approx(2.5)
-    np.testing.assert_allclose(stats.auc_trapz([0, 2], [[1, 1], [0, 2]], normalize=True), [1.0, 1.0])
-    with pytest.raises(ValueError, match="increasing"):
-        stats.auc_trapz([0, 0], [1, 1])
-
-
-# --------------------------------------------------------------------------- verdict
-PGD = get("evasion.pgd_asr")   # greater, +10 ± 4
-
-
-def test_verdict_strong_effect_in_claimed_direction():
-    v = verdict(PGD, DiffEstimate(11.0, 8.0, 14.0, 10, 7), p_value=0.001)
-    assert v.label == "reproduced" and v.size_agrees is True and v.direction == "as claimed"
-    assert "+11" in v.reason and "+8" in v.reason and "+14" in v.reason
-
-
-def test_verdict_strong_effect_opposite():
-    v = verdict(PGD, DiffEstimate(-9.0, -12.0, -6.0, 10, 7), p_value=0.001)
-    assert v.label == "not reproduced" and v.direction == "opposite" and v.size_agrees is False
-    assert "opposite" in v.reason
-
-
-def test_verdict_null_effect_is_inconclusive():
-    v = verdict(PGD, DiffEstimate(0.5, -3.0, 4.0, 10, 7), p_value=0.7)
-    assert v.label == "inconclusive at this scale" and v.direction == "unresolved"
-    # End to end from data: identical groups.
-    a = np.array([50.0, 52.0, 48.0, 51.0])
-    assert compare_groups(PGD, a, a[::-1].copy(), n_boot=1000)["verdict"].label == "inconclusive at this scale"
-
-
-def test_verdict_size_disagreement_is_flagged_but_direction_reproduced():
-    v = verdict(PGD, DiffEstimate(30.0, 25.0, 35.0, 10, 7), p_value=0.001)
-    assert v.label == "reproduced" and v.size_agrees is False
-    assert "size differs" in v.reason and "+10 ± 4" in v.reason
-    assert verdict("evasion.robustness", DiffEstimate(-3.0, -5.0, -1.0, 5, 5)).size_agrees is None
-
-
-def test_verdict_p_value_veto():
-    est = DiffEstimate(11.0, 8.0, 14.0, 3, 3)
-    assert verdict(PGD, est).label == "reproduced"
-    v = verdict(PGD, est, p_value=0.10)
-    assert v.label == "inconclusive at this scale" and "p ≥ α" in v.reason
-    assert verdict(PGD, DiffEstimate(-9.0, -12.0, -6.0, 3, 3), p_value=0.10).label != "reproduced"
-
-
-def test_verdict_less_direction_null_and_informational_and_too_few():
-    drop = get("poisoning.acc_drop")  # less, −5 ± 2
-    assert verdict(drop, DiffEstimate(-5.0, -7.0, -3.0, 10, 7), 0.01).label == "reproduced"
-    assert verdict(drop, DiffEstimate(4.0, 2.0, 6.0, 10, 7), 0.01).label == "not reproduced"
-    lat = get("deepsloth.latency_amplification")  # ratio, null 1
-    assert verdict(lat, DiffEstimate(0.8, 0.6, 0.95, 6, 0)).label == "not reproduced"
-    assert verdict(lat, DiffEstimate(2.0, 1.5, 2.5, 6, 0)).label == "reproduced"
-    acc = get("zoo.clean_accuracy")
-    assert verdict(acc, DiffEstimate(61.0, 58.0, 64.0, 17, 0)).label == "not reproduced"
-    assert verdict(acc, DiffEstimate(96.2, 95.8, 96.6, 17, 0)).label == "reproduced"
-    assert verdict(PGD, DiffEstimate(11.0, 11.0, 11.0, 1, 1)).label == "inconclusive at this scale"
-
-
-def test_compare_groups_end_to_end_and_scorecard():
-    rng = np.random.default_rng(5)
-    nas, manual = 60 + rng.normal(0, 2, 10), 50 + rng.normal(0, 2, 7)
-    row = compare_groups("evasion.pgd_asr", nas, manual, n_boot=2000, n_perm=2000, seed=0)
-    assert row["verdict"].label == "reproduced" and row["p_value"] < 0.01
-    assert compare_groups("evasion.pgd_asr", nas, manual, n_boot=2000, n_perm=2000, seed=0)["estimate"] == row["estimate"]
-    vals = compare_values("deepsloth.efficacy_reduction", [0.97, 0.93, 0.99, 0.95, 0.96, 0.91], n_boot=2000)
-    card = verdict_table([{**row, "setting": "eps=8/255"}, vals,
-                          ("backdoor.asr", DiffEstimate(0.1, -1.0, 1.2, 10, 7), 0.8)])
-    assert list(card["label"]) == ["reproduced", "reproduced", "inconclusive at this scale"]
-    assert card.loc[0, "setting"] == "eps=8/255" and np.isnan(card.loc[2, "setting"])
-    assert set(TABLE_COLUMN_DESCRIPTIONS) <= set(card.columns)
+# --------------------------------------------------------------------------- verdicts table
+def test_verdict_table_has_the_documented_columns_in_order(tmp_path):
+    row = compare_families(_zoo([10, 11, 12], [1, 2, 3.0]), "pgd_asr", n_boot=500, setting="eps 8/255")
+    card = verdict_table([row, ("backdoor.asr", DiffEstimate(0.1, -1.0, 1.2, 10, 7), 0.8)])
+    assert list(card.columns[:len(COLUMNS)]) == list(COLUMNS)
+    assert card.loc[1, "label"] == INCONCLUSIVE and card.loc[0, "setting"] == "eps 8/255"
+    tables.save_results(card, tmp_path / "verdicts", {"seed": 0})
+    back = tables.load_results(tmp_path / "verdicts")
+    assert list(back["label"]) == list(card["label"])
+    with pytest.raises(ValueError, match="lacks"):
+        verdict_table([{"claim": "evasion.pgd_asr"}])
 
 
 # --------------------------------------------------------------------------- tables

@@ -66,8 +66,9 @@ def test_eval_points_record_an_early_curve(synthetic_cifar, one_thread):
               Recipe(epochs=2, batch_size=20, cutout=0, schedule="warmup_linear", nesterov=True, lr=0.05,
                      eval_points=5, curve_images=50), progress=False, device="cpu")
     steps = [p["step"] for p in h.curve]
-    assert steps == sorted(steps) and len(steps) == 5 and steps[-1] == 2 * 10
-    assert all(0 <= p["test_acc"] <= 1 and p["train_loss"] > 0 for p in h.curve)
+    assert steps == sorted(steps) and len(steps) == 6 and steps[0] == 0 and steps[-1] == 2 * 10
+    assert h.curve[0]["train_loss"] is None and h.curve[0]["images"] == 0
+    assert all(0 <= p["test_acc"] <= 1 and p["train_loss"] > 0 for p in h.curve[1:])
     assert h.curve[-1]["images"] == 2 * len(d.train_y)
     assert h[0]["lr"] < 0.05  # warm-up: the first step runs below the peak
 

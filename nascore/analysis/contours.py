@@ -1,47 +1,59 @@
-"""Loss contours in parameter space and input space.
+"""Loss contours in parameter space and input space, and the sharpness number that summarises them.
 
 Pang et al., *On the Security Risks of AutoML*, USENIX Security 2022, §5 (Eq. 12:
-``L(alpha, beta) = loss(w + alpha d1 + beta d2)``); protocol ``automl-security.md`` §5.2 and
-fact 10. The claim: NAS models show smoother, flatter (wider, more regular) contours.
+``L(alpha, beta) = loss(w + alpha d1 + beta d2)``); protocol ``automl-security.md`` §5.2. The
+claim: NAS models show smoother, flatter (wider, more regular) contours.
 
-* **Parameter space** (:func:`parameter_contour`): only the weight of the **first**
-  ``nn.Conv2d`` in module order is perturbed. ``d1`` is a random ±1 vector with exactly half of
-  its entries −1; ``d2 = d1 * s`` for another balanced ±1 vector ``s``, so ``d1 . d2 = sum(s) = 0``
-  exactly (:func:`balanced_sign_directions`). Grid 41×41, step 0.025: alpha, beta in
-  [−0.5, 0.5]. The loss is evaluated per test image (20 images in the artifact, seed 40) or
-  averaged over a batch (400 images). Directions are raw ±1 (no filter normalisation).
-* **Input space** (:func:`input_contour`): per-image balanced ±1 directions of shape
-  ``3×H×W``; the perturbed image is clamped to [0,1]; the loss of that single image.
-  Span 0.02 (the code: step 1e-3) or 0.2 (README/appendix); render both.
+:func:`parameter_contour` has two modes:
 
-Evaluation is batched, never one forward per grid point: for the parameter contour the images
-are stacked once per grid point of a chunk and run as one batch, the first conv's output of
-replica ``p`` being ``conv(x, w) + a_p conv(x, d1) + b_p conv(x, d2)`` (= ``conv(x, w + a_p d1 +
-b_p d2)``, a convolution is linear in its weight) through a temporary forward hook; a
-``torch.func.vmap(functional_call(...))`` over the perturbed weights and a per-point loop are
-the alternatives (``method=``). The model's weights are never written. For the input contour
-the perturbed images of many grid points are stacked along the batch dimension. The model runs
-in eval mode (modes restored afterwards) under ``torch.no_grad``.
+* ``mode="filter"`` (**main**, Li et al., "Visualizing the Loss Landscape of Neural Nets",
+  NeurIPS 2018): **all** trainable parameters move along two filter-normalised Gaussian
+  directions (:func:`~.directions.filter_normalized_directions`; biases and BatchNorm
+  parameters are not moved, running statistics never). Filter normalisation makes ``alpha = 1``
+  a move of one filter norm in every filter, so models of different width and scale are
+  comparable, which raw directions are not (Li et al., §4). Default span 1 (Li et al. plot
+  [−1, 1]).
+* ``mode="first-conv"`` (the **artifact's** construction, protocol §5.2): only the weight of the
+  first ``nn.Conv2d`` moves, along raw balanced ±1 directions with ``d1 . d2 = 0`` exactly;
+  41×41 grid with step 0.025 (span 0.5). Kept to reproduce the paper's pictures; without
+  normalisation its scale differs from model to model.
 
-Loss is cross-entropy in nats. ``ContourResult.loss[..., i, j]`` is the loss at
-``(alphas[i], betas[j])``.
+The loss at each grid point is the cross-entropy (nats) of each image, evaluated in batches of
+at most ``max_batch`` images per forward and averaged over the ``N`` images passed (at paper
+scale ``N >= 20``). The model runs in eval mode (BatchNorm running statistics; modes restored
+afterwards) under ``torch.no_grad``; its weights are never written (perturbed copies go through
+:func:`torch.func.functional_call`), so they are bit-identical afterwards.
+
+**Sharpness** (:attr:`ContourResult.sharpness`, :func:`flatness`): with ``S`` the image-averaged
+loss surface (:attr:`ContourResult.surface`, ``S[i, j]`` at ``(alphas[i], betas[j])``, the array
+:func:`~.contour_plot.plot_contours` draws), ``sharpness = mean_{i,j} S[i, j] - S[c, c]`` over all
+``grid**2`` points, ``c`` the centre index: the mean loss increase over the square
+``[-span, span]^2`` relative to the unperturbed weights, in nats. Higher = sharper; 0 for a flat
+surface; negative where the centre is not a minimum.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .grad_variance import eval_mode
+from .directions import (balanced_sign_directions, cosine, filter_normalized_directions,
+                         input_directions)
+from .first_conv_contour import FIRST_CONV_METHODS, first_conv_losses
+from .grad_variance import eval_mode, trainable_parameters
 
-__all__ = ["ContourResult", "balanced_sign_directions", "first_conv", "parameter_contour",
-           "input_contour", "input_directions", "flatness", "plot_contour",
-           "grid_coordinates"]
+__all__ = ["ContourResult", "first_conv", "grid_coordinates", "parameter_contour",
+           "input_contour", "flatness", "MODES", "DEFAULT_SPAN"]
+
+#: Parameter-space modes of :func:`parameter_contour`.
+MODES = ("filter", "first-conv")
+#: Default half-width of the grid per mode (Li et al. 2018: 1; the artifact: 0.5).
+DEFAULT_SPAN = {"filter": 1.0, "first-conv": 0.5, "input": 0.02}
+# Budget (bytes) for the stacked perturbed parameters of one vmap chunk in filter mode.
+_STACK_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -53,7 +65,7 @@ class ContourResult:
     alphas, betas : torch.Tensor
         ``(grid,)`` float64 coordinates along ``d1`` and ``d2``; the centre entry is exactly 0.
     loss : torch.Tensor
-        float64 CPU tensor, ``(grid, grid)`` (batch-averaged) or ``(n_images, grid, grid)``
+        float64 CPU tensor, ``(grid, grid)`` (image-averaged) or ``(n_images, grid, grid)``
         (per image); ``loss[..., i, j]`` is the CE loss (nats) at ``(alphas[i], betas[j])``.
     space : str
         ``"parameter"`` or ``"input"``.
@@ -62,7 +74,8 @@ class ContourResult:
     seed : int
         Seed of the directions.
     info : dict
-        Extra metadata (perturbed layer name, number of parameters perturbed, method used).
+        Metadata: ``mode``, ``n_images``, ``n_perturbed`` (parameters moved), ``cosine``
+        (between ``d1`` and ``d2``), ``method``, ``layer`` (first-conv mode).
     """
 
     alphas: torch.Tensor
@@ -74,58 +87,25 @@ class ContourResult:
     info: dict = field(default_factory=dict)
 
     @property
+    def center_index(self) -> int:
+        return (self.alphas.numel() - 1) // 2
+
+    @property
     def center(self) -> torch.Tensor:
         """Loss at ``(0, 0)``: scalar tensor or ``(n_images,)``."""
-        c = (self.alphas.numel() - 1) // 2
+        c = self.center_index
         return self.loss[..., c, c]
 
+    @property
+    def surface(self) -> torch.Tensor:
+        """``(grid, grid)`` image-averaged loss: the array that is plotted and summarised."""
+        return self.loss if self.loss.ndim == 2 else self.loss.mean(0)
 
-# ------------------------------------------------------------------------------------------
-# directions
-# ------------------------------------------------------------------------------------------
-def _balanced_signs(n: int, gen: torch.Generator, zero_if_odd: bool) -> torch.Tensor:
-    """``(n,)`` float32: ``n//2`` entries −1, the rest +1, in random order.
-
-    For odd ``n`` there is one more +1 than −1 (sum = +1), or, with ``zero_if_odd``, that extra
-    entry is 0 so the sum is exactly 0.
-    """
-    v = torch.ones(n, dtype=torch.float32)
-    v[: n // 2] = -1.0
-    if n % 2 == 1 and zero_if_odd:
-        v[-1] = 0.0
-    return v[torch.randperm(n, generator=gen)]
-
-
-def _direction_pair(shape: Sequence[int],
-                    gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    shape = tuple(int(s) for s in shape)
-    n = 1
-    for s in shape:
-        n *= s
-    if n < 2:
-        raise ValueError(f"need at least 2 entries to build orthogonal directions, shape={shape}")
-    d1 = _balanced_signs(n, gen, zero_if_odd=False)
-    s = _balanced_signs(n, gen, zero_if_odd=True)
-    return d1.view(shape), (d1 * s).view(shape)
-
-
-def balanced_sign_directions(shape: Sequence[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two orthogonal ±1 directions of ``shape`` (protocol §5.2), float32 on the CPU.
-
-    ``d1``: random ±1 with exactly ``n // 2`` entries −1 (``n = prod(shape)``). For even ``n``
-    that is exactly half, ``d1.sum() == 0``; for odd ``n`` the one extra entry is +1
-    (``d1.sum() == 1``).
-
-    ``d2 = d1 * s`` with ``s`` another balanced random ±1 vector, so ``d1 . d2 = s.sum() = 0``
-    exactly (every partial sum is an integer of magnitude < 2^24 for ``n`` < 16.7M, so even the
-    float32 dot product is exact). For odd ``n``, ``s`` has ``(n-1)/2`` entries +1,
-    ``(n-1)/2`` entries -1 and **one 0**, so ``d2`` has exactly one zero entry and
-    ``d1 . d2 = 0`` still holds exactly.
-
-    Deterministic in ``seed`` (``torch.Generator().manual_seed(seed)``, two ``randperm`` draws).
-    """
-    gen = torch.Generator().manual_seed(int(seed))
-    return _direction_pair(shape, gen)
+    @property
+    def sharpness(self) -> float:
+        """``surface.mean() - surface[c, c]`` in nats (see the module docstring)."""
+        s, c = self.surface, self.center_index
+        return float(s.mean() - s[c, c])
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
@@ -160,6 +140,8 @@ def _prep(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         raise ValueError(f"x must be (N, C, H, W) images, got shape {tuple(x.shape)}")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"y must be (N,) labels matching x's N={x.shape[0]}, got {tuple(y.shape)}")
+    if x.shape[0] < 1:
+        raise ValueError("need at least one image")
     ref = next(model.parameters(), None)
     device = ref.device if ref is not None else x.device
     dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
@@ -168,9 +150,6 @@ def _prep(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     return x.to(device=device, dtype=dtype), y.to(device=device, dtype=torch.long)
 
 
-# ------------------------------------------------------------------------------------------
-# parameter space
-# ------------------------------------------------------------------------------------------
 def _default_max_batch(device: torch.device) -> int:
     # CPU: compute/memory-bound already at ~20 images per forward; bigger stacked batches only
     # thrash the cache (measured on 2 cores for a C=8 DARTS net: 512 images/forward was ~2x
@@ -178,31 +157,77 @@ def _default_max_batch(device: torch.device) -> int:
     return 4096 if device.type == "cuda" else 128
 
 
-class _StackHook:
-    """Forward hook on the first conv: for a batch of ``c`` stacked replicas of the ``N`` images
-    (replica-major), replace the conv output of replica ``p`` by
-    ``conv(x, w) + a_p conv(x, d1) + b_p conv(x, d2)`` — equal to ``conv(x, w + a_p d1 + b_p d2)``
-    because a convolution is linear in its weight (bias unchanged). Checks that the conv runs once
-    per forward on the expected batch; anything else is reported as an error."""
+def _check_max_batch(max_batch, x) -> int:
+    if max_batch is None:
+        return _default_max_batch(x.device)
+    if not (isinstance(max_batch, int) and max_batch >= 1):
+        raise ValueError(f"max_batch must be a positive int or None, got {max_batch!r}")
+    return max_batch
 
-    def __init__(self, d1, d2, n_img):
-        self.d1, self.d2, self.n_img = d1, d2, n_img
-        self.a = self.b = None
-        self.calls = 0
 
-    def __call__(self, mod, inp, out):
-        self.calls += 1
-        c = self.a.numel()
-        xin = inp[0]
-        if self.calls > 1 or xin.shape[0] != c * self.n_img:
-            raise RuntimeError("first conv is not called exactly once on the stacked batch "
-                               f"(call {self.calls}, batch {xin.shape[0]} != {c}x{self.n_img})")
-        base = xin[: self.n_img]
-        e1 = mod._conv_forward(base, self.d1, None)
-        e2 = mod._conv_forward(base, self.d2, None)
-        s = (c, 1, 1, 1, 1)
-        out = out.unflatten(0, (c, self.n_img)) + self.a.view(s) * e1 + self.b.view(s) * e2
-        return out.flatten(0, 1)
+# ------------------------------------------------------------------------------------------
+# parameter space
+# ------------------------------------------------------------------------------------------
+FILTER_METHODS = ("auto", "loop", "vmap")
+
+
+def _filter_losses(model, x, y, params, d1, d2, a, b, max_batch, method) -> torch.Tensor:
+    """``(G, N)`` per-image CE at the ``G`` grid points ``(a[p], b[p])`` (all parameters moved)."""
+    names = list(params)
+    n_img, G = x.shape[0], len(a)
+    bs = min(n_img, max_batch)
+    out = torch.empty(G, n_img, dtype=torch.float64, device=x.device)
+
+    def ce(p: dict, xb, yb):
+        return F.cross_entropy(functional_call(model, p, (xb,)), yb, reduction="none")
+
+    if method == "loop":  # one grid point per forward, its images in batches of <= max_batch
+        for p in range(G):
+            wp = {k: torch.add(params[k], d1[k], alpha=a[p]).add_(d2[k], alpha=b[p])
+                  for k in names}
+            for s in range(0, n_img, bs):
+                out[p, s:s + bs] = ce(wp, x[s:s + bs], y[s:s + bs])
+        return out
+    # vmap: c grid points share one forward of c * bs images; stacked weights take c * P floats
+    n_par = sum(params[k].numel() * params[k].element_size() for k in names)
+    c = max(1, min(max_batch // bs, _STACK_BYTES // max(n_par, 1)))
+    batched = vmap(ce, in_dims=(0, None, None))
+    at = torch.tensor(a, dtype=next(iter(params.values())).dtype, device=x.device)
+    bt = torch.tensor(b, dtype=at.dtype, device=x.device)
+    for p0 in range(0, G, c):
+        ac, bc = at[p0:p0 + c], bt[p0:p0 + c]
+        shape = lambda w: (-1,) + (1,) * w.ndim  # noqa: E731
+        wp = {k: params[k] + ac.view(shape(params[k])) * d1[k] + bc.view(shape(params[k])) * d2[k]
+              for k in names}
+        for s in range(0, n_img, bs):
+            out[p0:p0 + c, s:s + bs] = batched(wp, x[s:s + bs], y[s:s + bs])
+    return out
+
+
+def _filter_mode(model, x, y, coords, seed, max_batch, method):
+    params = {k: p.detach() for k, p in trainable_parameters(model).items()}
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    d1, d2 = filter_normalized_directions(params, seed)
+    grid = coords.numel()
+    a = coords.repeat_interleave(grid).tolist()  # point p = i * grid + j <-> (alphas[i], betas[j])
+    b = coords.repeat(grid).tolist()
+    used = "loop" if method == "auto" else method  # auto: loop, see parameter_contour
+    losses = _filter_losses(model, x, y, params, d1, d2, a, b, max_batch, used)
+    info = {"n_perturbed": sum(int((d1[k] != 0).any()) * d1[k].numel() for k in params),
+            "n_params": sum(p.numel() for p in params.values()), "cosine": cosine(d1, d2),
+            "method": used}
+    return losses, info
+
+
+def _first_conv_mode(model, x, y, coords, seed, max_batch, method):
+    name, conv = _first_conv_named(model)
+    d1, d2 = balanced_sign_directions(conv.weight.shape, seed)
+    losses, used = first_conv_losses(model, conv, f"{name}.weight" if name else "weight", x, y,
+                                     coords, d1, d2, max_batch, method)
+    info = {"layer": f"{name}.weight" if name else "weight", "n_perturbed": conv.weight.numel(),
+            "cosine": cosine({"w": d1}, {"w": d2}), "method": used}
+    return losses, info
 
 
 def parameter_contour(
@@ -210,132 +235,68 @@ def parameter_contour(
     x: torch.Tensor,
     y: torch.Tensor,
     grid: int = 41,
-    span: float = 0.5,
+    span: float | None = None,
     seed: int = 40,
-    per_image: bool = True,
+    per_image: bool = False,
     max_batch: int | None = None,
     method: str = "auto",
+    *,
+    mode: str = "filter",
 ) -> ContourResult:
-    """Loss over ``w + alpha d1 + beta d2`` for the first conv weight ``w`` (protocol §5.2).
+    """Loss over ``w + alpha d1 + beta d2`` on a ``grid × grid`` square (module docstring).
 
     Parameters
     ----------
     model : nn.Module
-        ``(N, 3, H, W)`` [0,1] images → logits. Its weights are never written; eval mode during
-        the evaluation, every module's mode restored after.
+        ``(N, 3, H, W)`` [0,1] images → logits. Never written; eval mode during the evaluation,
+        every module's mode restored after.
     x, y : torch.Tensor
-        ``(N, 3, H, W)`` images and ``(N,)`` labels (20 images / 400 for the batch variant).
-    grid, span : int, float
-        ``grid`` (odd) points per axis over ``[-span, span]``; default 41 and 0.5 (step 0.025).
+        ``(N, 3, H, W)`` images and ``(N,)`` labels; the loss is averaged over all ``N``
+        (paper scale: ``N >= 20``).
+    grid, span : int, float or None
+        ``grid`` (odd) points per axis over ``[-span, span]``. ``span=None``: 1.0 in mode
+        ``"filter"`` (Li et al.), 0.5 in mode ``"first-conv"`` (step 0.025 at 41 points).
     seed : int
-        Seed of :func:`balanced_sign_directions` for the conv weight's shape (artifact: 40).
+        Seed of the directions (same seed ⇒ same directions, on any device).
     per_image : bool
-        True: ``loss`` is ``(N, grid, grid)``; False: mean over the N images, ``(grid, grid)``.
+        False: ``loss`` is the ``(grid, grid)`` mean over images; True: ``(N, grid, grid)``.
+        :attr:`ContourResult.surface` and :attr:`~ContourResult.sharpness` are the same either way.
     max_batch : int or None
-        Images per forward: a chunk holds ``max(1, max_batch // N)`` grid points. None: 128 on
-        CPU, 4096 on CUDA.
-    method : {"auto", "stack", "vmap", "loop"}
-        How a chunk of grid points is evaluated in one forward:
-
-        - ``"stack"``: the N images are stacked once per grid point of the chunk and run as one
-          batch; a temporary forward hook on the first conv (removed afterwards) adds
-          ``a_p conv(x, d1) + b_p conv(x, d2)`` to replica ``p``'s conv output — exactly
-          ``conv(x, w + a_p d1 + b_p d2)`` up to float rounding, by linearity of convolution.
-          A plain batched forward: the fastest on CPU and GPU.
-        - ``"vmap"``: ``torch.func.vmap(functional_call(model, {weight: w_p}, x))`` with the
-          perturbed weights ``(c, *w.shape)`` as the batched argument (exact weight; measured
-          about 2x slower than the loop on CPU for a small DARTS net).
-        - ``"loop"``: one ``functional_call`` forward per grid point (reference).
-        - ``"auto"``: ``"stack"``, then ``"vmap"``, then ``"loop"`` if a method fails for this
-          model (with a warning). ``result.info["method"]`` records the one used.
+        Images per forward (None: 128 on CPU, 4096 on CUDA).
+    method : str
+        Mode ``"filter"``: ``"loop"`` (one grid point per forward; ``"auto"`` picks it) or
+        ``"vmap"`` (``torch.func.vmap`` over stacked perturbed weights, several grid points per
+        forward). On one CPU thread the two are within ±10 % of each other
+        (``benchmarks/bench_analysis.py``), so auto takes the simpler loop; GPU unmeasured.
+        Mode ``"first-conv"``: ``"stack"``, ``"vmap"``, ``"loop"`` or ``"auto"``, see
+        :func:`~.first_conv_contour.first_conv_losses`. ``result.info["method"]`` records it.
+    mode : {"filter", "first-conv"}
+        Which parameters move and how the directions are built (module docstring).
     """
-    methods = ("auto", "stack", "vmap", "loop")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    methods = FILTER_METHODS if mode == "filter" else FIRST_CONV_METHODS
     if method not in methods:
-        raise ValueError(f"method must be one of {methods}, got {method!r}")
+        raise ValueError(f"method must be one of {methods} in mode {mode!r}, got {method!r}")
+    span = DEFAULT_SPAN[mode] if span is None else span
     coords = grid_coordinates(grid, span)
     x, y = _prep(model, x, y)
-    if max_batch is None:
-        max_batch = _default_max_batch(x.device)
-    if not (isinstance(max_batch, int) and max_batch >= 1):
-        raise ValueError(f"max_batch must be a positive int or None, got {max_batch!r}")
-    name, conv = _first_conv_named(model)
-    wname = f"{name}.weight" if name else "weight"
-    w = conv.weight.detach()
-    d1, d2 = (d.to(device=w.device, dtype=w.dtype) for d in balanced_sign_directions(w.shape, seed))
-    # All grid points, alpha-major: point p = i * grid + j  <->  (alphas[i], betas[j]).
-    a = coords.repeat_interleave(grid).to(device=w.device, dtype=w.dtype)
-    b = coords.repeat(grid).to(device=w.device, dtype=w.dtype)
-    n_img = x.shape[0]
-    chunk = max(1, max_batch // n_img)
-    shape1 = (-1,) + (1,) * w.ndim
-
-    def weights(sl: slice) -> torch.Tensor:
-        return w.unsqueeze(0) + a[sl].view(shape1) * d1 + b[sl].view(shape1) * d2
-
-    def loss_at(wp: torch.Tensor) -> torch.Tensor:  # (N,)
-        logits = functional_call(model, {wname: wp}, (x,), strict=False)
-        return F.cross_entropy(logits, y, reduction="none")
-
-    def run_stack() -> list:
-        hook = _StackHook(d1, d2, n_img)
-        handle = conv.register_forward_hook(hook)
-        try:
-            res = []
-            for start in range(0, a.numel(), chunk):
-                hook.a, hook.b, hook.calls = a[start:start + chunk], b[start:start + chunk], 0
-                c = hook.a.numel()
-                logits = model(x.repeat(c, *([1] * (x.ndim - 1))))
-                if hook.calls != 1:
-                    raise RuntimeError(f"first conv ran {hook.calls} times in one forward")
-                res.append(F.cross_entropy(logits, y.repeat(c), reduction="none").view(c, n_img))
-            return res
-        finally:
-            handle.remove()
-
-    def run_vmap() -> list:
-        batched = vmap(loss_at)
-        return [batched(weights(slice(s, s + chunk))) for s in range(0, a.numel(), chunk)]
-
-    def run_loop() -> list:
-        return [loss_at(weights(slice(p, p + 1))[0]).unsqueeze(0) for p in range(a.numel())]
-
-    runners = {"stack": run_stack, "vmap": run_vmap, "loop": run_loop}
-    order = ["stack", "vmap", "loop"] if method == "auto" else [method]
-    out, used = None, None
+    max_batch = _check_max_batch(max_batch, x)
+    run = _filter_mode if mode == "filter" else _first_conv_mode
     with eval_mode(model), torch.no_grad():
-        for k, m in enumerate(order):
-            try:
-                out, used = runners[m](), m
-                break
-            except (RuntimeError, NotImplementedError) as err:
-                if k == len(order) - 1:
-                    raise
-                warnings.warn(f"parameter_contour: method {m!r} failed ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]}); trying {order[k + 1]!r}",
-                              RuntimeWarning, stacklevel=2)
-    loss = torch.cat(out).to(torch.float64).cpu()  # (grid*grid, N)
-    loss = loss.T.reshape(n_img, grid, grid)
+        losses, info = run(model, x, y, coords, seed, max_batch, method)
+    n_img = x.shape[0]
+    loss = losses.to(torch.float64).cpu().T.reshape(n_img, grid, grid)
     if not per_image:
         loss = loss.mean(0)
+    info.update(mode=mode, n_images=n_img, per_image=per_image)
     return ContourResult(alphas=coords, betas=coords.clone(), loss=loss, space="parameter",
-                         span=float(span), seed=int(seed),
-                         info={"layer": wname, "n_perturbed": w.numel(), "method": used,
-                               "per_image": per_image})
+                         span=float(span), seed=int(seed), info=info)
 
 
 # ------------------------------------------------------------------------------------------
 # input space
 # ------------------------------------------------------------------------------------------
-def input_directions(shape: Sequence[int], n_images: int,
-                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image direction pairs ``(n_images, *shape)`` each: image ``k`` gets the ``k``-th
-    consecutive :func:`balanced_sign_directions`-style pair drawn from one generator seeded with
-    ``seed`` (so image 0's pair equals ``balanced_sign_directions(shape, seed)``)."""
-    gen = torch.Generator().manual_seed(int(seed))
-    pairs = [_direction_pair(shape, gen) for _ in range(n_images)]
-    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-
-
 def input_contour(
     model: nn.Module,
     x: torch.Tensor,
@@ -357,7 +318,8 @@ def input_contour(
         ``grid`` (odd) points per axis over ``[-span, span]`` in pixel units; 0.02 is the
         artifact's code (step 1e-3 for 41 points), 0.2 the README/appendix.
     seed : int
-        Seed of :func:`input_directions` (per-image balanced ±1 pairs of shape ``(C, H, W)``).
+        Seed of :func:`~.directions.input_directions` (per-image balanced ±1 pairs of shape
+        ``(C, H, W)``).
     max_batch : int or None
         Perturbed images per forward (grid points of one or several images are stacked).
         None: 128 on CPU, 4096 on CUDA.
@@ -369,10 +331,7 @@ def input_contour(
     """
     coords = grid_coordinates(grid, span)
     x, y = _prep(model, x, y)
-    if max_batch is None:
-        max_batch = _default_max_batch(x.device)
-    if not (isinstance(max_batch, int) and max_batch >= 1):
-        raise ValueError(f"max_batch must be a positive int or None, got {max_batch!r}")
+    max_batch = _check_max_batch(max_batch, x)
     n_img = x.shape[0]
     D1, D2 = input_directions(x.shape[1:], n_img, seed)
     D1, D2 = D1.to(x.device, x.dtype), D2.to(x.device, x.dtype)
@@ -391,59 +350,35 @@ def input_contour(
             out.append(F.cross_entropy(model(imgs), y[k], reduction="none"))
     loss = torch.cat(out).to(torch.float64).cpu().view(n_img, grid, grid)
     return ContourResult(alphas=coords, betas=coords.clone(), loss=loss, space="input",
-                         span=float(span), seed=int(seed), info={"per_image": True})
+                         span=float(span), seed=int(seed),
+                         info={"mode": "input", "per_image": True, "n_images": n_img})
 
 
 # ------------------------------------------------------------------------------------------
-# summaries and plots
+# summary
 # ------------------------------------------------------------------------------------------
 def flatness(result: ContourResult, radius: float | None = None,
              per_image: bool = False) -> float | torch.Tensor:
     """Contour sharpness: mean loss increase over the grid relative to the centre (nats).
 
-    ``mean_{(alpha, beta)} [L(alpha, beta) - L(0, 0)]`` over all grid points, or only those with
-    ``sqrt(alpha^2 + beta^2) <= radius`` when ``radius`` is given. **Higher = sharper** (less
-    flat); 0 for a constant surface; it can be negative where the centre is not a minimum.
-    For per-image results the value is averaged over images (or returned per image, shape
-    ``(n_images,)``, with ``per_image=True``).
+    Without ``radius`` and ``per_image`` this is exactly :attr:`ContourResult.sharpness`
+    (``surface.mean() - surface[c, c]``, the plotted array). With ``radius``: the mean over grid
+    points with ``sqrt(alpha^2 + beta^2) <= radius`` only. ``per_image=True`` (per-image
+    results): ``(n_images,)``, each image's own increase (their mean is the sharpness).
+    **Higher = sharper** (less flat); 0 for a constant surface; negative where the centre is not
+    a minimum.
     """
+    if radius is None and not per_image:
+        return result.sharpness
     A, B = torch.meshgrid(result.alphas, result.betas, indexing="ij")
     mask = torch.ones_like(A, dtype=torch.bool)
     if radius is not None:
         if not radius >= 0:
             raise ValueError(f"radius must be >= 0, got {radius!r}")
         mask = (A.square() + B.square()).sqrt() <= radius
-    c = (result.alphas.numel() - 1) // 2
+    c = result.center_index
     loss = result.loss if result.loss.ndim == 3 else result.loss.unsqueeze(0)
     inc = (loss - loss[:, c:c + 1, c:c + 1])[:, mask].mean(1)  # (n_images,)
     if per_image:
         return inc
     return float(inc.mean())
-
-
-def plot_contour(result: ContourResult, ax=None, title: str | None = None, image: int = 0,
-                 clabel: bool = False):
-    """Matplotlib ``contour`` of the loss surface with default levels (protocol §5.2).
-
-    For per-image results, ``image`` picks which one. x axis alpha (``d1``), y axis beta
-    (``d2``). Returns the Axes (a new figure is made when ``ax`` is None).
-    """
-    import matplotlib.pyplot as plt
-
-    loss = result.loss
-    if loss.ndim == 3:
-        if not 0 <= image < loss.shape[0]:
-            raise ValueError(f"image must be in [0, {loss.shape[0]}), got {image}")
-        loss = loss[image]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4, 4))
-    cs = ax.contour(result.alphas.numpy(), result.betas.numpy(), loss.numpy().T)
-    if clabel:
-        ax.clabel(cs, inline=True, fontsize=7)
-    ax.set_xlabel(r"$\alpha$ (d1)")
-    ax.set_ylabel(r"$\beta$ (d2)")
-    ax.set_aspect("equal")
-    if title is None:
-        title = f"{result.space} space, span ±{result.span:g}"
-    ax.set_title(title)
-    return ax

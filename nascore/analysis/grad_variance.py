@@ -8,8 +8,11 @@ at early training", Fig. 12); protocol ``automl-security.md`` §5.1 and fact 10:
   its running statistics, dropout is off);
 * every ``g_i`` with L2 norm above ``clip_norm`` (5) is rescaled to norm ``clip_norm``;
 * ``GV = sum_j sqrt(max(0, E[g_j^2] - E[g_j]^2))`` — the per-coordinate *population* standard
-  deviation over the ``n`` samples, summed over the ``P`` coordinates. Units: loss units (nats)
-  per parameter unit, summed over parameters; GV grows with ``P``.
+  deviation over the ``n`` samples, summed over the ``P`` coordinates, accumulated in float64.
+  Units: loss units (nats) per parameter unit, summed over parameters; GV grows with ``P``, so
+  :class:`GVResult` also gives ``GV / P`` (``gv_per_param``), log10 GV (the scale of the
+  paper's Fig. 12) and the fraction of samples whose gradient was clipped (``clipped_fraction``:
+  when it is near 1 every gradient has norm 5 and the clip decides the number).
 
 The artifact draws n = 512 test images and measures freshly initialised nets (seed 1228);
 choosing the images and the model is the caller's job.
@@ -29,6 +32,7 @@ update running statistics), so :func:`gradient_variance` refuses it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -66,6 +70,11 @@ class GVResult:
         The clipping threshold used (None: no clipping).
     n_params : int
         ``P``, the length of the concatenated gradient.
+
+    Derived (properties): :attr:`gv_per_param` (``gv / P``: the mean per-coordinate std, which
+    does not grow with model size), :attr:`log10_gv` and :attr:`log10_gv_per_param` (the paper's
+    Fig. 12 plots log10 GV), :attr:`clipped_fraction` (share of samples whose gradient was
+    rescaled: near 1, the clip, not the model, sets the scale of GV) and :meth:`summary`.
     """
 
     gv: float
@@ -75,11 +84,45 @@ class GVResult:
     n_params: int = 0
 
     @property
+    def n_clipped(self) -> int:
+        """Samples whose gradient norm was strictly above ``clip_norm`` (rescaled to it)."""
+        if self.clip_norm is None:
+            return 0
+        return int((self.per_sample_norms > self.clip_norm).sum())
+
+    @property
     def clipped_fraction(self) -> float:
-        """Fraction of samples whose gradient norm exceeded ``clip_norm``."""
-        if self.clip_norm is None or self.n == 0:
-            return 0.0
-        return float((self.per_sample_norms > self.clip_norm).double().mean())
+        """Fraction of samples whose gradient norm exceeded ``clip_norm`` (0 without clipping)."""
+        return self.n_clipped / self.n if self.n else 0.0
+
+    @property
+    def gv_per_param(self) -> float:
+        """``gv / n_params``: the mean per-coordinate standard deviation."""
+        if self.n_params <= 0:
+            raise ValueError("n_params unknown (0): GV per parameter is undefined")
+        return self.gv / self.n_params
+
+    @property
+    def log10_gv(self) -> float:
+        """``log10(gv)`` (``-inf`` for GV = 0)."""
+        return math.log10(self.gv) if self.gv > 0 else -math.inf
+
+    @property
+    def log10_gv_per_param(self) -> float:
+        """``log10(gv / n_params)`` (``-inf`` for GV = 0)."""
+        return math.log10(self.gv_per_param) if self.gv > 0 else -math.inf
+
+    def summary(self, prefix: str = "") -> dict:
+        """Flat dict for a result row, keys prefixed with ``prefix`` (e.g. ``"gv_trained_"``
+        gives ``gv_trained_gv``...): ``gv, gv_per_param, log10_gv, log10_gv_per_param,
+        clipped_fraction, n_clipped, median_norm`` (before clipping), ``clip_norm, n, n_params``.
+        """
+        row = {"gv": self.gv, "gv_per_param": self.gv_per_param, "log10_gv": self.log10_gv,
+               "log10_gv_per_param": self.log10_gv_per_param,
+               "clipped_fraction": self.clipped_fraction, "n_clipped": self.n_clipped,
+               "median_norm": float(self.per_sample_norms.median()),
+               "clip_norm": self.clip_norm, "n": self.n, "n_params": self.n_params}
+        return {prefix + k: v for k, v in row.items()}
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -162,7 +205,8 @@ def gradient_variance(
     Returns
     -------
     GVResult
-        ``gv`` (float), ``n``, ``per_sample_norms`` ((n,) float64, before clipping).
+        ``gv`` (float), ``n``, ``n_params``, ``per_sample_norms`` ((n,) float64, before
+        clipping); derived ``gv_per_param``, ``log10_gv``, ``clipped_fraction``, ``summary()``.
     """
     x, y, params = _check_inputs(model, x, y, clip_norm)
     n = x.shape[0]

@@ -1,4 +1,4 @@
-"""Hessian-vector products, top Hessian eigenvalue and Hessian trace of a loss.
+"""Top Hessian eigenvalue and Hessian trace of a loss, each with its convergence record.
 
 **An addition to the paper.** Pang et al. (USENIX Security 2022, §5) argue smoothness
 analytically and show it through loss contours; the artifact has no Hessian script (protocol
@@ -6,57 +6,88 @@ analytically and show it through loss contours; the artifact has no Hessian scri
 In the convergence bound of protocol §5.4 the smoothness constant ``beta`` bounds the largest
 Hessian eigenvalue, which :func:`top_eigenvalue` estimates.
 
-Design follows PyHessian (Yao et al., "PyHessian: Neural Networks Through the Lens of the
-Hessian", IEEE BigData 2020): a small functional core that only needs ``v -> H v``.
+**Which loss.** The Hessian is that of the mean loss on **the data the caller passes** (``x``,
+``y``): for a claim about the test loss pass test images, for the training loss training
+images. The functions draw no data themselves; results record ``n_images``.
 
-* :func:`hvp_fn` turns any scalar function ``f(params: dict[str, Tensor]) -> Tensor`` into an
-  :class:`HVP` callable. Two ways to compute ``H v``:
+* :func:`top_eigenvalue` / :func:`power_iteration` — power iteration from a normalised Gaussian
+  start (PyHessian, Yao et al. 2020). Step ``k``: ``lam_k = v_k . H v_k`` (Rayleigh quotient),
+  ``v_{k+1} = H v_k / ||H v_k||``. Stops at the first ``k >= 2`` with
+  ``|lam_k - lam_{k-1}| / |lam_k| < tol`` (default 1e-3) — **converged** — or after
+  ``max_iter`` products — **not converged**. Returns :class:`EigenResult`: the eigenvalue of
+  largest **magnitude**, iterations used, the final relative change and the flag. The rate is
+  ``(lam_2 / lam_1)^2`` per step: close top eigenvalues need many steps.
+* :func:`hessian_trace` / :func:`hutchinson` — Hutchinson's estimator (Hutchinson 1989):
+  ``tr(H) = E[z . H z]`` for Rademacher ``z``; the mean of the probes and its standard error
+  ``std(ddof=1) / sqrt(n)``. With ``tol``, probing stops once ``stderr / |mean| < tol`` (after
+  at least ``min_samples`` probes) — **converged** — or at ``n_samples`` probes. Returns
+  :class:`TraceResult`. Stopping on the data biases the mean slightly toward larger ``|mean|``
+  (optional stopping); ``tol=None`` runs exactly ``n_samples`` probes.
 
-  - ``"forward-over-reverse"``: ``torch.func.jvp(torch.func.grad(f), (params,), (v,))`` — one
-    forward-mode pass through the reverse-mode gradient; recomputes ``f`` per product, keeps no
-    graph between calls. Needs forward-mode AD formulas for every op in the backward pass.
-  - ``"double-backward"``: the gradient graph is built once with ``create_graph=True`` and each
-    product is ``torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)``
-    (the gradient of ``g . v``). Works with anything twice-differentiable under autograd; keeps
-    the graph alive for the life of the :class:`HVP`.
-  - ``"auto"`` (default) tries forward-over-reverse at the first product and falls back to
-    double-backward (with a warning) if torch.func raises. :attr:`HVP.method` says which is used.
-
-  Measured on 1 CPU thread, batch 32: a C=8 DARTS net 429 ms (forward-over-reverse) vs 281 ms
-  (double-backward) per product; a 726-parameter conv net 15 vs 6 ms. Double-backward is faster
-  when many products share one batch (power iteration, Hutchinson) and memory allows keeping
-  the graph; forward-over-reverse keeps no graph between products.
-
-* :func:`hvp` builds ``f`` for a model: ``loss_fn(model(x), y)`` on a fixed batch through
-  :func:`torch.func.functional_call`, in eval mode (BN running statistics, no dropout; every
-  module's mode is restored after each product), w.r.t. all trainable parameters.
-* :func:`top_eigenvalue` — power iteration with a normalised Gaussian start; returns the
-  Rayleigh quotient ``v.Hv`` of the final iterate (the eigenvalue of largest **magnitude**).
-* :func:`hessian_trace` — Hutchinson's estimator (Hutchinson 1989, "A stochastic estimator of
-  the trace of the influence matrix for Laplacian smoothing splines"):
-  ``tr(H) = E[z.Hz]`` for Rademacher ``z``; returns the sample mean and its standard error.
-
-Vectors are ``dict[str, Tensor]`` shaped like the parameters (or a plain Tensor when ``params``
-was a Tensor). Units: eigenvalues and trace are in loss units per (parameter unit)^2.
+Both results unpack like the old tuples (``lam, history = top_eigenvalue(...)``,
+``mean, se = hessian_trace(...)``). Units: loss units per (parameter unit)^2.
 """
 from __future__ import annotations
 
-import warnings
-from typing import Callable, Mapping, Union
+import math
+from dataclasses import dataclass
+from typing import Callable, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, jvp
 
-from ..models.base import eval_mode
-from .grad_variance import _check_inputs
+from .hvp import HVP, Params, hvp, hvp_fn
 
-__all__ = ["HVP", "hvp_fn", "hvp", "power_iteration", "hutchinson", "top_eigenvalue",
-           "hessian_trace"]
+__all__ = ["EigenResult", "TraceResult", "power_iteration", "hutchinson", "top_eigenvalue",
+           "hessian_trace", "HVP", "hvp", "hvp_fn"]
 
-Params = Mapping[str, torch.Tensor]
-_METHODS = ("auto", "forward-over-reverse", "double-backward")
+
+@dataclass(frozen=True)
+class EigenResult:
+    """Top eigenvalue by power iteration and how the iteration ended.
+
+    ``eigenvalue``: the last Rayleigh quotient. ``iterations``: Hessian-vector products used.
+    ``rel_change``: ``|lam_k - lam_{k-1}| / |lam_k|`` at the last step (``inf`` after one
+    step). ``converged``: ``rel_change < tol`` (or ``H v = 0`` exactly). ``history``: every
+    Rayleigh quotient. ``n_images``: samples in the loss (None for a plain function).
+    """
+
+    eigenvalue: float
+    iterations: int
+    rel_change: float
+    converged: bool
+    tol: float
+    max_iter: int
+    history: tuple[float, ...]
+    n_images: int | None = None
+    method: str | None = None
+
+    def __iter__(self):  # legacy unpacking: ``lam, history = top_eigenvalue(...)``
+        return iter((self.eigenvalue, list(self.history)))
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """Hutchinson trace estimate and how the probing ended.
+
+    ``trace``: mean of the probes ``z . H z``; ``stderr``: ``std(ddof=1) / sqrt(n_probes)``;
+    ``rel_stderr``: ``stderr / |trace|``; ``converged``: ``rel_stderr < tol`` (None when no
+    ``tol`` was set); ``samples``: every probe value.
+    """
+
+    trace: float
+    stderr: float
+    n_probes: int
+    rel_stderr: float
+    converged: bool | None
+    tol: float | None
+    max_probes: int
+    samples: tuple[float, ...]
+    n_images: int | None = None
+    method: str | None = None
+
+    def __iter__(self):  # legacy unpacking: ``mean, se = hessian_trace(...)``
+        return iter((self.trace, self.stderr))
 
 
 def _dot(a: Params, b: Params) -> torch.Tensor:
@@ -75,223 +106,154 @@ def _rand_like(params: Params, gen: torch.Generator, kind: str) -> dict[str, tor
     return out
 
 
-class HVP:
-    """Callable ``v -> H v`` for the Hessian of ``f`` at ``params`` (see module docstring).
+def _rel_change(lam: float, prev: float) -> float:
+    if lam == prev:
+        return 0.0
+    return abs(lam - prev) / abs(lam) if lam != 0 else math.inf
 
-    Attributes
-    ----------
-    method : str
-        ``"forward-over-reverse"`` or ``"double-backward"`` once known; ``"auto"`` before the
-        first product when automatic selection was requested.
-    params : dict[str, Tensor]
-        The (detached) point the Hessian is taken at.
+
+def power_iteration(hv: Callable, like: Params, max_iter: int = 100, tol: float = 1e-3,
+                    seed: int = 0, *, iters: int | None = None) -> EigenResult:
+    """Largest-magnitude eigenvalue of the operator ``hv`` (module docstring for the rule).
+
+    ``like``: dict of tensors giving the vectors' shapes. ``seed``: CPU generator of the
+    Gaussian start. ``iters``: old name of ``max_iter``.
     """
-
-    def __init__(self, f: Callable[[dict], torch.Tensor], params: Params | torch.Tensor,
-                 method: str = "auto"):
-        if method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-        self._tensor_mode = isinstance(params, torch.Tensor)
-        if self._tensor_mode:
-            fn = f
-            f = lambda p: fn(p["theta"])  # noqa: E731
-            params = {"theta": params}
-        if not params:
-            raise ValueError("params is empty")
-        self.f = f
-        self.params = {k: v.detach() for k, v in params.items()}
-        self.method = method
-        self._graph = None  # (leaf list, grad list) for double-backward
-
-    # -- the two implementations -------------------------------------------------------
-    def _fwd_over_rev(self, v: dict) -> dict:
-        with warnings.catch_warnings():
-            # torch's jvp decompositions script themselves on first use (a torch-internal
-            # DeprecationWarning, nothing the caller can act on)
-            warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated",
-                                    category=DeprecationWarning)
-            _, hv = jvp(grad(self.f), (self.params,), (v,))
-        return hv
-
-    def _double_backward(self, v: dict) -> dict:
-        names = list(self.params)
-        if self._graph is None:
-            leaves = {k: self.params[k].clone().requires_grad_(True) for k in names}
-            with torch.enable_grad():
-                loss = self.f(leaves)
-                grads = torch.autograd.grad(loss, [leaves[k] for k in names], create_graph=True,
-                                            allow_unused=True)
-            self._graph = ([leaves[k] for k in names], grads)
-        leaves, grads = self._graph
-        used = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
-        out = {k: torch.zeros_like(self.params[k]) for k in names}
-        if used:
-            hv = torch.autograd.grad([grads[i] for i in used], leaves,
-                                     grad_outputs=[v[names[i]] for i in used],
-                                     retain_graph=True, allow_unused=True)
-            for k, h in zip(names, hv):
-                if h is not None:
-                    out[k] = h.detach()
-        return out
-
-    def __call__(self, v: Params | torch.Tensor):
-        if self._tensor_mode:
-            v = {"theta": v}
-        missing = set(self.params) ^ set(v)
-        if missing:
-            raise ValueError(f"vector keys differ from params keys: {sorted(missing)[:5]}")
-        v = {k: v[k].to(device=p.device, dtype=p.dtype) for k, p in self.params.items()}
-        if self.method == "double-backward":
-            out = self._double_backward(v)
-        elif self.method == "forward-over-reverse":
-            out = self._fwd_over_rev(v)
-        else:  # auto: decide on the first product
-            try:
-                out = self._fwd_over_rev(v)
-                self.method = "forward-over-reverse"
-            except (RuntimeError, NotImplementedError) as err:
-                warnings.warn(f"torch.func forward-over-reverse HVP failed ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]}); falling back to double-backward",
-                              RuntimeWarning, stacklevel=2)
-                self.method = "double-backward"
-                out = self._double_backward(v)
-        return out["theta"] if self._tensor_mode else out
-
-
-def hvp_fn(f: Callable, params: Params | torch.Tensor, method: str = "auto") -> HVP:
-    """Hessian-vector product of a scalar function ``f(params) -> 0-dim Tensor``.
-
-    ``params`` is a ``dict[str, Tensor]`` (then ``f`` takes a dict and vectors are dicts) or a
-    single Tensor (then ``f`` takes a Tensor and vectors are Tensors). See :class:`HVP`.
-    """
-    return HVP(f, params, method)
-
-
-def hvp(model: nn.Module, loss_fn: Callable | None, x: torch.Tensor, y: torch.Tensor,
-        method: str = "auto") -> HVP:
-    """``v -> H v`` for ``H = d^2/dtheta^2 loss_fn(model(x), y)`` at the model's current weights.
-
-    Parameters
-    ----------
-    model : nn.Module
-        ``(N, 3, H, W)`` [0,1] images → logits ``(N, classes)``. Evaluated in eval mode (modes
-        restored after every product); the model itself is never modified.
-    loss_fn : callable or None
-        ``loss_fn(logits, y) -> scalar``; None means mean cross-entropy.
-    x, y : torch.Tensor
-        The fixed batch, ``(N, 3, H, W)`` and ``(N,)``.
-    method : {"auto", "forward-over-reverse", "double-backward"}
-
-    Returns
-    -------
-    HVP
-        Takes and returns ``dict[name, Tensor]`` over the model's trainable parameters.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    loss_fn = F.cross_entropy if loss_fn is None else loss_fn
-    x, y, params = _check_inputs(model, x, y, clip_norm=None)  # same validation as the GV
-    buffers = {k: b.detach() for k, b in model.named_buffers()}
-
-    def f(p: dict) -> torch.Tensor:
-        with eval_mode(model):
-            return loss_fn(functional_call(model, (p, buffers), (x,)), y)
-
-    return HVP(f, params, method)
-
-
-def power_iteration(hv: Callable, like: Params, iters: int = 20, tol: float = 1e-3,
-                    seed: int = 0) -> tuple[float, list[float]]:
-    """Top (largest-magnitude) eigenvalue of the operator ``hv`` by power iteration.
-
-    Start: Gaussian vector (CPU generator seeded with ``seed``) normalised to unit L2 norm.
-    Each step: ``lam = v.Hv`` (Rayleigh quotient), ``v = Hv / ||Hv||``; stops after ``iters``
-    products or when ``|lam - lam_prev| / (|lam_prev| + 1e-12) < tol``.
-
-    Returns ``(eigenvalue, history)``; ``history`` holds the Rayleigh quotient of every step.
-    """
-    if not (isinstance(iters, int) and iters >= 1):
-        raise ValueError(f"iters must be an int >= 1, got {iters!r}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if iters is not None:
+        max_iter = iters
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol!r}")
     gen = torch.Generator().manual_seed(int(seed))
     v = _rand_like(like, gen, "normal")
     nrm = float(_dot(v, v)) ** 0.5
     v = {k: t / nrm for k, t in v.items()}
     history: list[float] = []
-    for _ in range(iters):
+    rel, converged = math.inf, False
+    for _ in range(max_iter):
         w = hv(v)
         lam = float(_dot(v, w))
         history.append(lam)
+        if len(history) > 1:
+            rel = _rel_change(lam, history[-2])
+            converged = rel < tol
         nrm = float(_dot(w, w)) ** 0.5
-        if nrm == 0.0:  # v in the null space: H v = 0
+        if nrm == 0.0:  # H v = 0 exactly: v is an eigenvector with eigenvalue 0
+            rel, converged = 0.0, True
+        if converged:
             break
         v = {k: t / nrm for k, t in w.items()}
-        if len(history) > 1 and abs(lam - history[-2]) / (abs(history[-2]) + 1e-12) < tol:
-            break
-    return history[-1], history
+    return EigenResult(eigenvalue=history[-1], iterations=len(history), rel_change=rel,
+                       converged=converged, tol=float(tol), max_iter=max_iter,
+                       history=tuple(history))
 
 
-def hutchinson(hv: Callable, like: Params, n_samples: int = 100,
-               seed: int = 0) -> tuple[float, float]:
-    """Hutchinson trace estimate ``mean_i z_i.H z_i`` with Rademacher ``z_i`` (seeded CPU draw).
+def hutchinson(hv: Callable, like: Params, n_samples: int = 100, seed: int = 0,
+               tol: float | None = None, min_samples: int = 10) -> TraceResult:
+    """Hutchinson trace ``mean_i z_i . H z_i`` with Rademacher ``z_i`` (seeded CPU draw).
 
-    Returns ``(mean, stderr)`` with ``stderr = std(ddof=1) / sqrt(n_samples)``.
+    ``n_samples``: the most probes. ``tol``: stop once ``stderr / |mean| < tol``, checked from
+    probe ``min(min_samples, n_samples)`` on (None: always ``n_samples`` probes).
     """
     if not (isinstance(n_samples, int) and n_samples >= 2):
         raise ValueError(f"n_samples must be an int >= 2, got {n_samples!r}")
+    if tol is not None and not tol > 0:
+        raise ValueError(f"tol must be > 0 or None, got {tol!r}")
+    if not (isinstance(min_samples, int) and min_samples >= 2):
+        raise ValueError(f"min_samples must be an int >= 2, got {min_samples!r}")
+    first_check = min(min_samples, n_samples)
     gen = torch.Generator().manual_seed(int(seed))
-    vals = []
-    for _ in range(n_samples):
+    vals: list[float] = []
+    mean = se = rel = math.nan
+    for i in range(1, n_samples + 1):
         z = _rand_like(like, gen, "rademacher")
-        vals.append(_dot(z, hv(z)))
-    t = torch.stack(vals).cpu()
-    return float(t.mean()), float(t.std(unbiased=True) / n_samples ** 0.5)
+        vals.append(float(_dot(z, hv(z))))
+        if i >= 2 and (i >= first_check or i == n_samples):
+            t = torch.tensor(vals, dtype=torch.float64)
+            mean, se = float(t.mean()), float(t.std(unbiased=True)) / i ** 0.5
+            rel = se / abs(mean) if mean != 0 else (0.0 if se == 0 else math.inf)
+            if tol is not None and i >= first_check and rel < tol:
+                break
+    converged = None if tol is None else bool(rel < tol)
+    return TraceResult(trace=mean, stderr=se, n_probes=len(vals), rel_stderr=rel,
+                       converged=converged, tol=tol, max_probes=n_samples, samples=tuple(vals))
 
 
-def _resolve(model, x, y, params, loss_fn, method) -> tuple[HVP, Params]:
+def _resolve(model, x, y, params, loss_fn, method, batch_size):
+    """The operator, the vector template and the number of images of the loss."""
     if isinstance(model, nn.Module):
         if x is None or y is None:
-            raise ValueError("x and y are required when model is an nn.Module")
-        op = hvp(model, loss_fn, x, y, method)
-    elif callable(model):
-        if params is None:
-            raise ValueError("params is required when model is a function f(params) -> scalar")
-        op = HVP(model, params, method)
-    else:
+            raise ValueError("x and y (the data whose loss the Hessian is of) are required "
+                             "when model is an nn.Module")
+        return hvp(model, loss_fn, x, y, method, batch_size), None, int(x.shape[0])
+    if not callable(model):
         raise TypeError(f"model must be an nn.Module or a callable, got {type(model).__name__}")
-    like = {"theta": op.params["theta"]} if op._tensor_mode else op.params
+    if params is None:
+        raise ValueError("params is required when model is a function f(params) -> scalar")
+    op = HVP(model, params, method)
     if op._tensor_mode:
-        inner = op
-        op_dict = lambda v: {"theta": inner(v["theta"])}  # noqa: E731
-        return op_dict, like  # type: ignore[return-value]
-    return op, like
+        return (lambda v: {"theta": op(v["theta"])}), op, None
+    return op, None, None
+
+
+def _op_method(op, inner) -> str:
+    return getattr(inner if inner is not None else op, "method", None)
 
 
 def top_eigenvalue(model: Union[nn.Module, Callable], x: torch.Tensor | None = None,
-                   y: torch.Tensor | None = None, iters: int = 20, tol: float = 1e-3,
+                   y: torch.Tensor | None = None, max_iter: int = 100, tol: float = 1e-3,
                    seed: int = 0, *, params: Params | torch.Tensor | None = None,
-                   loss_fn: Callable | None = None,
-                   method: str = "auto") -> tuple[float, list[float]]:
-    """Top Hessian eigenvalue (largest magnitude) by power iteration (PyHessian-style).
+                   loss_fn: Callable | None = None, method: str = "auto",
+                   batch_size: int | None = None, iters: int | None = None) -> EigenResult:
+    """Top Hessian eigenvalue (largest magnitude) of the loss on ``(x, y)``, power iteration.
 
-    ``model`` is an ``nn.Module`` (Hessian of ``loss_fn(model(x), y)``, mean CE by default, in
-    eval mode, w.r.t. all trainable parameters) or a function ``f(params) -> scalar`` together
-    with ``params=`` (dict of Tensors or a Tensor). Returns ``(eigenvalue, history)``; see
-    :func:`power_iteration` for the stopping rule. An addition to the paper (protocol §5.3).
+    Parameters
+    ----------
+    model : nn.Module or callable
+        A module: the Hessian of the mean ``loss_fn(model(x), y)`` (CE by default) in eval mode
+        w.r.t. all trainable parameters. A function ``f(params) -> scalar``: pass ``params=``
+        (dict of Tensors or a Tensor) instead of ``x, y``.
+    x, y : torch.Tensor
+        **The data the claim names** (e.g. test images and labels for the test loss),
+        ``(N, 3, H, W)`` and ``(N,)``; evaluated in batches of ``batch_size`` (None: all).
+    max_iter, tol : int, float
+        Cap on Hessian-vector products and the relative-change tolerance (module docstring).
+    seed : int
+        Seed of the Gaussian start.
+    method : {"auto", "forward-over-reverse", "double-backward"}
+        How ``H v`` is computed (:mod:`.hvp`).
+    iters : int, optional
+        Old name of ``max_iter``.
+
+    Returns
+    -------
+    EigenResult
+        ``eigenvalue``, ``iterations``, ``rel_change``, ``converged``, ``history``,
+        ``n_images``. An addition to the paper (protocol §5.3).
     """
-    op, like = _resolve(model, x, y, params, loss_fn, method)
-    return power_iteration(op, like, iters=iters, tol=tol, seed=seed)
+    op, inner, n_images = _resolve(model, x, y, params, loss_fn, method, batch_size)
+    like = {"theta": inner.params["theta"]} if inner is not None else op.params
+    res = power_iteration(op, like, max_iter=max_iter, tol=tol, seed=seed, iters=iters)
+    return EigenResult(**{**res.__dict__, "n_images": n_images,
+                          "method": _op_method(op, inner)})
 
 
 def hessian_trace(model: Union[nn.Module, Callable], x: torch.Tensor | None = None,
                   y: torch.Tensor | None = None, n_samples: int = 100, seed: int = 0, *,
+                  tol: float | None = 0.05, min_samples: int = 10,
                   params: Params | torch.Tensor | None = None, loss_fn: Callable | None = None,
-                  method: str = "auto") -> tuple[float, float]:
-    """Hessian trace by Hutchinson's estimator (Hutchinson 1989; PyHessian, Yao et al. 2020).
+                  method: str = "auto", batch_size: int | None = None) -> TraceResult:
+    """Hessian trace of the loss on ``(x, y)`` by Hutchinson's estimator (Hutchinson 1989).
 
-    Same ``model`` / ``params`` conventions as :func:`top_eigenvalue`. Returns
-    ``(mean, stderr)`` over ``n_samples`` Rademacher probes. An addition to the paper.
+    Same ``model`` / ``x, y`` (**the data the claim names**) / ``params`` conventions as
+    :func:`top_eigenvalue`. ``n_samples``: the most Rademacher probes; ``tol``: stop when the
+    relative standard error falls below it, checked from ``min_samples`` probes on (None: run
+    all ``n_samples``). Returns :class:`TraceResult` (``trace``, ``stderr``, ``n_probes``,
+    ``rel_stderr``, ``converged``). An addition to the paper.
     """
-    op, like = _resolve(model, x, y, params, loss_fn, method)
-    return hutchinson(op, like, n_samples=n_samples, seed=seed)
+    op, inner, n_images = _resolve(model, x, y, params, loss_fn, method, batch_size)
+    like = {"theta": inner.params["theta"]} if inner is not None else op.params
+    res = hutchinson(op, like, n_samples=n_samples, seed=seed, tol=tol, min_samples=min_samples)
+    return TraceResult(**{**res.__dict__, "n_images": n_images,
+                          "method": _op_method(op, inner)})

@@ -1,8 +1,37 @@
 """Adversarial attacks with one calling convention: ``attack(model, x, y) -> AttackResult``.
 
-An attack is a model-free configuration (see :mod:`nascore.attacks.base` for why), called on a
-batch of [0,1] images ``(N, C, H, W)`` and labels ``(N,)``; budgets are in [0,1] pixel units.
+Calling convention
+------------------
+::
 
+    attack = PGD(norm="linf", eps=8/255, alpha=2/255, steps=7)   # a configuration, no model
+    result = attack(model, x, y)                                 # an AttackResult
+
+An attack object is a *model-free configuration*; the model is an argument of the call. This
+study runs one configuration against many models (7 manual + 10 NAS networks, multi-exit
+variants of each), so binding the model at construction (the torchattacks way) would mean
+rebuilding the attack per model. Model-free objects also make :func:`artifact_pgd`-style factories
+possible, and :meth:`Attack.config` gives a plain dict for a result row's provenance. Every
+attack in :mod:`nascore.attacks` (PGD, NES, and later the backdoor trigger search and the
+DeepSloth slowdown attacks) follows this convention.
+
+Units and shapes
+----------------
+* ``x``: ``(N, C, H, W)`` images in [0,1] (float), or ``uint8`` in [0,255] (converted with
+  ``/255``). Models map [0,1] images to their output with normalisation inside
+  (:mod:`nascore.models.base`), so all perturbation and clipping happen in pixel space.
+* ``y``: ``(N,)`` int64 true labels, or ``None`` for label-free objectives (DeepSloth).
+* Budgets ``eps`` and step sizes ``alpha`` are in pixel units on the [0,1] scale
+  (``eps=8/255`` means 8/255 of the full intensity range), per sample, for the chosen norm.
+* The result (:class:`~nascore.attacks.result.AttackResult`) holds ``x_adv`` ``(N, C, H, W)``
+  float in [0,1] with ``‖x_adv - x‖ ≤ eps``, and per-sample outcomes.
+
+The success rule is always the keyword ``success_fn``; the outcome is ``AttackResult.success``
+(broken at some step, i.e. robust accuracy means "robust at every step"); ``success_last_step``
+is the last-iterate outcome other tools report (see :mod:`nascore.attacks.result`).
+
+Attacks
+-------
 * :class:`PGD` — white-box L∞/L2 PGD (Madry et al., 2018), targeted or not, restarts, per-sample
   early stopping; :func:`artifact_pgd` is the exact setting of Pang et al. (2022).
 * :class:`NES` — the same loop with antithetic NES gradient estimates and exact query counts
@@ -13,27 +42,20 @@ batch of [0,1] images ``(N, C, H, W)`` and labels ``(N,)``; budgets are in [0,1]
   :class:`ThiefVariant`, hard or soft labels, :func:`extraction_metrics`.
 * :mod:`.membership` — membership inference: the label-only :class:`HopSkipJump` boundary
   distance (Chen et al., 2020) batched across samples, score-based attacks, ROC metrics.
+
+Modules: :mod:`~nascore.attacks.base` (the loop), :mod:`~nascore.attacks.rules` (objectives and
+success rules), :mod:`~nascore.attacks.geometry` (projections, steps), :mod:`~nascore.attacks.result`
+(result, per-image table, ASR, mean iterations), :mod:`~nascore.attacks.evaluation` (batches,
+evaluation set, robust accuracy), :mod:`~nascore.attacks.pgd`, :mod:`~nascore.attacks.nes`.
 """
-from .base import (
-    NORMS,
-    Attack,
-    AttackResult,
-    asr,
-    asr_at_budget,
-    attack_batches,
-    confident_target,
-    cross_entropy,
-    eval_mode,
-    hits_target,
-    misclassified,
-    never,
-    project,
-    project_l2,
-    project_linf,
-    step_direction,
-)
+from ..models.base import eval_mode
+from .base import Attack
+from .evaluation import attack_batches, evaluation_set, robust_accuracy
+from .geometry import NORMS, project, project_l2, project_linf, random_start, step_direction
 from .nes import NES, NESGradient, artifact_nes
-from .pgd import PGD, TARGET_MODES, artifact_pgd, evaluation_set, mean_iterations, robust_accuracy
+from .pgd import PGD, TARGET_MODES, artifact_pgd
+from .result import AttackResult, asr, asr_at_budget, mean_iterations
+from .rules import confident_target, cross_entropy, hits_target, misclassified, never
 from .extraction import MODES as EXTRACTION_MODES, ThiefVariant, extraction_metrics
 from .membership import BoundaryResult, HopSkipJump, artifact_hopskipjump
 
@@ -43,7 +65,7 @@ __all__ = [
     "artifact_pgd", "artifact_nes",
     "attack_batches", "evaluation_set", "robust_accuracy", "asr", "asr_at_budget", "mean_iterations",
     "cross_entropy", "misclassified", "hits_target", "confident_target", "never",
-    "eval_mode", "project", "project_linf", "project_l2", "step_direction",
+    "eval_mode", "project", "project_linf", "project_l2", "random_start", "step_direction",
 ]
 __all__ += ["EXTRACTION_MODES", "ThiefVariant", "extraction_metrics", "HopSkipJump", "BoundaryResult",
             "artifact_hopskipjump"]

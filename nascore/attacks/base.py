@@ -1,29 +1,6 @@
 """The shape every nascore attack shares: configure once, call on ``(model, x, y)``.
 
-Calling convention
-------------------
-::
-
-    attack = PGD(norm="linf", eps=8/255, alpha=2/255, steps=7)   # a configuration, no model
-    result = attack(model, x, y)                                 # an AttackResult
-
-An attack object is a *model-free configuration*; the model is an argument of the call. This
-study runs one configuration against many models (7 manual + 10 NAS networks, multi-exit
-variants of each), so binding the model at construction (the torchattacks way) would mean
-rebuilding the attack per model. Model-free objects also make :func:`artifact_pgd`-style factories
-possible, and :meth:`Attack.config` gives a plain dict for a result row's provenance. Every
-attack in :mod:`nascore.attacks` (PGD, NES, and later the backdoor trigger search and the
-DeepSloth slowdown attacks) follows this convention.
-
-Units and shapes
-----------------
-* ``x``: ``(N, C, H, W)`` images in [0,1] (float), or ``uint8`` in [0,255] (converted with
-  ``/255``). Models map [0,1] images to their output with normalisation inside
-  (:mod:`nascore.models.base`), so all perturbation and clipping happen in pixel space.
-* ``y``: ``(N,)`` int64 true labels, or ``None`` for label-free objectives (DeepSloth).
-* Budgets ``eps`` and step sizes ``alpha`` are in pixel units on the [0,1] scale
-  (``eps=8/255`` means 8/255 of the full intensity range), per sample, for the chosen norm.
-* The result's ``x_adv`` is ``(N, C, H, W)`` float in [0,1] with ``‖x_adv - x‖ ≤ eps``.
+The calling convention, units and shapes are described in :mod:`nascore.attacks`.
 
 The generic loop (:meth:`Attack._optimize`)
 -------------------------------------------
@@ -34,270 +11,50 @@ Projected iterative first-order optimisation of a per-sample objective (Madry et
   (``descend=False``) or descended (``descend=True``); ``label`` is the target when the attack has
   one, else ``y``. ``model_out`` is whatever the model returns, so a multi-exit network may return
   a list of internal-classifier logits and the DeepSloth loss reads all of them;
-* a pluggable success rule ``success_fn(model_out, y, target) -> (n,) bool``;
-* per-sample early stopping (as in the artifact of Pang et al., 2022, ain-soph/autovul on top of
-  trojanzoo): before every step the active samples are checked, finished ones are written back
-  into the full-size output and **removed from the working batch** (index bookkeeping), so
-  later forward/backward passes only see unfinished samples;
+* a pluggable success rule ``success_fn(model_out, y, target) -> (n,) bool``
+  (:mod:`nascore.attacks.rules`), checked before every step and after the last one;
+* per-sample early stopping (``early_stop=True``, as in the artifact of Pang et al., 2022,
+  ain-soph/autovul on top of trojanzoo): finished samples are written back into the full-size
+  output and **removed from the working batch** (index bookkeeping), so later forward/backward
+  passes only see unfinished samples. With ``early_stop=False`` every sample runs all steps; the
+  first success is recorded the same way (same ``x_adv``, ``success``, ``iterations``), and the
+  outcome after the last step is recorded too (``success_last_step``; see
+  :mod:`nascore.attacks.result` for the two meanings of success and which one the chapters use);
 * white-box gradients w.r.t. the input only (``torch.autograd.grad``; parameters keep their
   ``requires_grad`` but accumulate no ``.grad``), fused with the success check: one
   forward+backward per step serves both. Subclasses may replace the gradient by an estimate
   (:class:`nascore.attacks.nes.NES`);
 * the model in eval mode for the attack, every module's mode restored afterwards;
-* no ``.item()`` host syncs in the step loop except **one** ``done.any()`` per step that decides
-  whether to compact the batch and whether everything has finished (a second, implicit sync
-  happens in boolean indexing only on steps where some sample finished).
+* no ``.item()`` host syncs in the step loop except, with early stopping, **one** ``done.any()``
+  per step that decides whether to compact the batch and whether everything has finished (a
+  second, implicit sync happens in boolean indexing only on steps where some sample finished).
 
 Iteration and query accounting
 ------------------------------
-``iterations[i]`` is the number of update steps applied to sample ``i`` before it met the success
-rule (0 = the starting point already succeeded), ``steps`` if it never did; with restarts the steps
-of all runs are summed. This is the artifact's count (trojanzoo ``Optimizer.optimize``); the
-artifact reports failures as ``2 * steps`` (see :func:`nascore.attacks.pgd.mean_iterations`).
+``iterations[i]`` is the number of update steps applied to sample ``i`` before it first met the
+success rule (0 = the starting point already succeeded), ``steps`` if it never did; with restarts
+the steps of all runs are summed. This is the artifact's count (trojanzoo ``Optimizer.optimize``);
+the artifact reports failures as ``2 * steps`` (:func:`~nascore.attacks.result.mean_iterations`).
 ``queries[i]`` (query-based attacks only, ``None`` otherwise) counts every image row the attack
 sent through the model for sample ``i``: see :class:`nascore.attacks.nes.NES`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..models.base import eval_mode
+from ._util import as_images, check_int, check_real, detach_outputs, take
+from .geometry import NORMS, project, random_start, step_direction
+from .result import AttackResult
+from .rules import LossFn, SuccessFn, cross_entropy, misclassified
 
-__all__ = [
-    "NORMS",
-    "AttackResult",
-    "Attack",
-    "LossFn",
-    "SuccessFn",
-    "cross_entropy",
-    "misclassified",
-    "hits_target",
-    "confident_target",
-    "never",
-    "as_images",
-    "eval_mode",
-    "project_linf",
-    "project_l2",
-    "project",
-    "step_direction",
-    "attack_batches",
-    "asr",
-    "asr_at_budget",
-]
-
-NORMS = ("linf", "l2")
-
-LossFn = Callable[[Any, "torch.Tensor | None"], torch.Tensor]
-"""``loss_fn(model_out, label) -> (n,)`` per-sample loss; ``label`` is ``(n,)`` or ``None``."""
-SuccessFn = Callable[[Any, "torch.Tensor | None", "torch.Tensor | None"], torch.Tensor]
-"""``success_fn(model_out, y, target) -> (n,) bool``; ``y``/``target`` may be ``None``."""
+__all__ = ["Attack"]
 
 
-# --------------------------------------------------------------------------------------------
-# Result
-# --------------------------------------------------------------------------------------------
-@dataclass
-class AttackResult:
-    """What every attack returns for a batch of ``N`` samples.
-
-    Attributes
-    ----------
-    x_adv : Tensor ``(N, C, H, W)`` float in [0,1]
-        Adversarial images (the best run per sample when restarting).
-    success : Tensor ``(N,)`` bool
-        Whether the attack's success rule held at ``x_adv``.
-    iterations : Tensor ``(N,)`` int64
-        Update steps applied before success (``steps`` on failure; summed over restarts).
-    queries : Tensor ``(N,)`` int64 or None
-        Model queries spent per sample (query-based attacks); ``None`` for white-box attacks.
-    target : Tensor ``(N,)`` int64 or None
-        The target class per sample for targeted attacks, else ``None``.
-    """
-
-    x_adv: torch.Tensor
-    success: torch.Tensor
-    iterations: torch.Tensor
-    queries: torch.Tensor | None = None
-    target: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.success)
-
-    @staticmethod
-    def cat(results: Sequence["AttackResult"]) -> "AttackResult":
-        """Concatenate results of consecutive batches (fields that are ``None`` stay ``None``)."""
-        if not results:
-            raise ValueError("AttackResult.cat needs at least one result")
-        out = {}
-        for f in fields(AttackResult):
-            vals = [getattr(r, f.name) for r in results]
-            out[f.name] = None if any(v is None for v in vals) else torch.cat(vals)
-        return AttackResult(**out)
-
-    def cpu(self) -> "AttackResult":
-        return AttackResult(**{f.name: (None if getattr(self, f.name) is None
-                                        else getattr(self, f.name).cpu()) for f in fields(self)})
-
-
-# --------------------------------------------------------------------------------------------
-# Losses and success rules (batched, per sample)
-# --------------------------------------------------------------------------------------------
-def cross_entropy(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Per-sample CE, ``(n, classes), (n,) -> (n,)``: the default objective."""
-    return F.cross_entropy(logits, label, reduction="none")
-
-
-def misclassified(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
-    """Untargeted success: ``argmax(logits) != y``."""
-    return logits.argmax(dim=1) != y
-
-
-def hits_target(logits: torch.Tensor, y: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
-    """Targeted success: ``argmax(logits) == target``."""
-    return logits.argmax(dim=1) == target
-
-
-def confident_target(threshold: float = 0.99, require_class: bool = True) -> SuccessFn:
-    """Targeted success ``p(target) > threshold`` (and ``argmax == target`` if ``require_class``).
-
-    With ``threshold=0.99, require_class=True`` this is the artifact's early-stop rule
-    (trojanzoo ``PGD.early_stop_check`` with ``--stop_threshold 0.99 --require_class``).
-    """
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
-
-    def rule(logits: torch.Tensor, y: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
-        p = logits.softmax(dim=1).gather(1, target[:, None]).squeeze(1)
-        ok = p > threshold
-        if require_class:
-            ok = ok & (logits.argmax(dim=1) == target)
-        return ok
-
-    rule.__name__ = f"confident_target(threshold={threshold}, require_class={require_class})"
-    return rule
-
-
-def never(model_out: Any, y: torch.Tensor | None, target: torch.Tensor | None) -> torch.Tensor:
-    """No success rule (fixed-step attacks such as DeepSloth): always ``False``."""
-    first = model_out if isinstance(model_out, torch.Tensor) else model_out[0]
-    return torch.zeros(first.shape[0], dtype=torch.bool, device=first.device)
-
-
-# --------------------------------------------------------------------------------------------
-# Norm helpers (batched over the first dimension, no per-sample loops)
-# --------------------------------------------------------------------------------------------
-def _per_sample(v: torch.Tensor, ndim: int) -> torch.Tensor:
-    return v.view(-1, *([1] * (ndim - 1)))
-
-
-def project_linf(delta: torch.Tensor, eps: float) -> torch.Tensor:
-    """Project each sample of ``delta`` ``(N, ...)`` onto the L∞ ball of radius ``eps``."""
-    return delta.clamp(-eps, eps)
-
-
-def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
-    """Project each sample of ``delta`` ``(N, ...)`` onto the L2 ball of radius ``eps``."""
-    norms = delta.flatten(1).norm(p=2, dim=1)
-    factor = (eps / norms.clamp_min(1e-12)).clamp(max=1.0)
-    return delta * _per_sample(factor, delta.dim())
-
-
-def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Projection onto the ``norm`` ball (``"linf"`` or ``"l2"``), per sample."""
-    if norm == "linf":
-        return project_linf(delta, eps)
-    if norm == "l2":
-        return project_l2(delta, eps)
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-
-
-def step_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
-    """Steepest-ascent unit direction for ``norm``: ``sign(g)`` (L∞) or ``g/‖g‖₂`` (L2), per sample."""
-    if norm == "linf":
-        return grad.sign()
-    if norm == "l2":
-        norms = grad.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
-        return grad / _per_sample(norms, grad.dim())
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-
-
-def random_start(x: torch.Tensor, eps: float, norm: str,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random point of the ``eps`` ball around ``x`` (uniform in the L∞ box; uniform in the L2
-    ball via a Gaussian direction and radius ``eps·u^(1/d)``), clipped to [0,1]."""
-    if norm == "linf":
-        delta = (torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1) * eps
-    elif norm == "l2":
-        d = x[0].numel()
-        g = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        g = g / _per_sample(g.flatten(1).norm(dim=1).clamp_min(1e-12), x.dim())
-        r = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype) ** (1.0 / d)
-        delta = g * _per_sample(r * eps, x.dim())
-    else:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    return (x + delta).clamp(0.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------------
-# Small utilities
-# --------------------------------------------------------------------------------------------
-def as_images(x: torch.Tensor) -> torch.Tensor:
-    """``uint8`` [0,255] → float32 [0,1]; floating inputs are returned unchanged (must be in [0,1])."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype == torch.uint8:
-        return x.float().div_(255.0)
-    if not x.is_floating_point():
-        raise TypeError(f"x must be uint8 or floating point, got {x.dtype}")
-    return x
-
-
-def _rows(out: Any) -> int:
-    return out.shape[0] if isinstance(out, torch.Tensor) else out[0].shape[0]
-
-
-def _cat_outputs(outs: list[Any]) -> Any:
-    """Concatenate chunked model outputs (a tensor, or a list/tuple of tensors per exit)."""
-    if len(outs) == 1:
-        return outs[0]
-    if isinstance(outs[0], torch.Tensor):
-        return torch.cat(outs)
-    return type(outs[0])(torch.cat(parts) for parts in zip(*outs))
-
-
-def _detach(out: Any) -> Any:
-    if isinstance(out, torch.Tensor):
-        return out.detach()
-    return type(out)(o.detach() for o in out)
-
-
-def _take(v: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
-    return None if v is None else v[idx]
-
-
-def _check_real(name: str, value: Any, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# The base class
-# --------------------------------------------------------------------------------------------
 class Attack:
     """Projected iterative attack with per-sample early stopping; see the module docstring.
 
@@ -314,19 +71,24 @@ class Attack:
     random_start : bool
         Start run 0 at a uniform random point of the ball (later restarts always do).
     restarts : int
-        Extra runs for the samples that still failed; the best run per sample is kept (a success,
-        else the run with the best final objective). Total runs ``= 1 + restarts``. (trojanzoo's
-        ``num_restart=k`` means ``k`` random-start runs, i.e. ``random_start=True, restarts=k-1``.)
+        Extra runs for the samples that have not succeeded (at any step); the best run per sample
+        is kept (a success, else the run with the best final objective). Total runs
+        ``= 1 + restarts``. (trojanzoo's ``num_restart=k`` means ``k`` random-start runs, i.e.
+        ``random_start=True, restarts=k-1``.) ``success_last_step`` is then the last-step outcome
+        of any run the sample took part in.
     loss_fn : callable or None
         ``loss_fn(model_out, label) -> (n,)``; default cross-entropy. Summed over the batch before
         differentiation, so each sample's gradient is independent of the others.
     success_fn : callable or None
-        ``success_fn(model_out, y, target) -> (n,) bool``; default set by the subclass.
+        ``success_fn(model_out, y, target) -> (n,) bool``; default ``argmax != y``
+        (:func:`~nascore.attacks.rules.misclassified`); targeted subclasses default to
+        ``argmax == target``.
     descend : bool
         Minimise (``True``) or maximise (``False``) the objective.
     early_stop : bool
-        Check the success rule before every step and drop finished samples; if ``False`` every
-        sample runs all ``steps`` and success is checked once at the end.
+        ``True``: drop samples from the working batch once they succeed (``success_last_step``
+        is ``None``). ``False``: every sample runs all ``steps`` (more compute) and the result
+        also holds ``success_last_step``. Both record the same first success.
     seed : int or None
         Seed for the attack's own ``torch.Generator`` (random starts, NES directions), so the same
         seed on the same device gives the same numbers; ``None`` uses the global RNG.
@@ -343,11 +105,11 @@ class Attack:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.norm = norm
-        self.eps = _check_real("eps", eps)
-        self.alpha = _check_real("alpha", alpha, positive=True)
-        self.steps = _check_int("steps", steps, 0)
+        self.eps = check_real("eps", eps)
+        self.alpha = check_real("alpha", alpha, positive=True)
+        self.steps = check_int("steps", steps, 0)
         self.random_start = bool(random_start)
-        self.restarts = _check_int("restarts", restarts, 0)
+        self.restarts = check_int("restarts", restarts, 0)
         if loss_fn is not None and not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
         if success_fn is not None and not callable(success_fn):
@@ -357,7 +119,7 @@ class Attack:
         self.descend = bool(descend)
         self.early_stop = bool(early_stop)
         if seed is not None:
-            _check_int("seed", seed, 0)
+            check_int("seed", seed, 0)
         self.seed = seed
 
     # ---------------------------------------------------------------- description
@@ -439,7 +201,7 @@ class Attack:
             out = model(xg)
             loss = self.loss_fn(out, label)
             (grad,) = torch.autograd.grad(loss.sum(), xg)
-        return (_detach(out), grad) if return_output else grad
+        return (detach_outputs(out), grad) if return_output else grad
 
     def _gradient(self, model: nn.Module, x: torch.Tensor, label: torch.Tensor | None,
                   generator: torch.Generator | None) -> torch.Tensor:
@@ -462,18 +224,21 @@ class Attack:
         n = x.shape[0]
         x_best = x.clone()
         success = torch.zeros(n, dtype=torch.bool, device=x.device)
+        last = None if self.early_stop else torch.zeros(n, dtype=torch.bool, device=x.device)
         iterations = torch.zeros(n, dtype=torch.long, device=x.device)
         best_obj = torch.full((n,), -math.inf, device=x.device)
         label = self._label(y, target)
         todo = torch.arange(n, device=x.device)
         for r in range(1 + self.restarts):
             start = self.random_start or r > 0
-            xr, succ, it, q, obj = self._optimize(
-                model, x[todo], _take(y, todo), _take(target, todo), _take(label, todo),
+            xr, succ, it, q, obj, succ_last = self._optimize(
+                model, x[todo], take(y, todo), take(target, todo), take(label, todo),
                 start, generator)
             iterations[todo] += it
             if queries is not None:
                 queries[todo] += q
+            if last is not None:
+                last[todo] |= succ_last
             # todo holds only failures so far: a success always wins, else a better objective
             better = succ | (obj > best_obj[todo]) if r else torch.ones_like(succ)
             upd = todo[better]
@@ -484,17 +249,19 @@ class Attack:
             if todo.numel() == 0:
                 break
         return AttackResult(x_adv=x_best, success=success, iterations=iterations,
-                            queries=queries, target=target)
+                            queries=queries, target=target, success_last_step=last)
 
     def _optimize(self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor | None,
                   target: torch.Tensor | None, label: torch.Tensor | None, start: bool,
                   generator: torch.Generator | None):
         """One run on ``x0`` ``(n, C, H, W)``. Returns ``(x_adv, success, iterations, queries,
-        objective)``, each ``(n,)`` except ``x_adv``; ``objective`` is the final loss oriented so
-        that larger is better for the attacker (``-inf`` where the sample succeeded early)."""
+        objective, success_last_step)``, each ``(n,)`` except ``x_adv``; ``objective`` is the final
+        loss oriented so that larger is better for the attacker (``-inf`` where the sample
+        succeeded before the last check); ``success_last_step`` is ``None`` with early stopping."""
         n, dev = x0.shape[0], x0.device
         x_out = x0.clone()
         succ_out = torch.zeros(n, dtype=torch.bool, device=dev)
+        last_out = None if self.early_stop else torch.zeros(n, dtype=torch.bool, device=dev)
         it_out = torch.full((n,), self.steps, dtype=torch.long, device=dev)
         count = self.counts_queries
         q_out = torch.zeros(n, dtype=torch.long, device=dev)
@@ -507,29 +274,40 @@ class Attack:
         xo, ya, ta, la = x0, y, target, label
         for t in range(self.steps + 1):
             last = t == self.steps
-            grad = None
-            if self.early_stop or last:
-                out, grad = self._evaluate(model, xa, la, with_grad=not last)
-                if count:
-                    q_out[active] += 1
-                done = self.success_fn(out, ya, ta)
+            out, grad = self._evaluate(model, xa, la, with_grad=not last)
+            if count:
+                q_out[active] += 1
+            done = self.success_fn(out, ya, ta)
+            if not self.early_stop:
+                # all samples stay in the batch: record first successes without a host sync
+                first = done & ~succ_out
+                x_out.copy_(torch.where(_rows(first, xa), xa, x_out))
+                it_out.masked_fill_(first, t)
+                succ_out |= done
                 if last:
-                    x_out[active] = xa
-                    succ_out[active] = done
+                    last_out.copy_(done)
+                    x_out.copy_(torch.where(_rows(succ_out, xa), x_out, xa))
                     with torch.no_grad():
-                        obj_out[active] = sign * self.loss_fn(out, la).float()
+                        obj = sign * self.loss_fn(out, la).float()
+                    obj_out.copy_(torch.where(succ_out, obj_out, obj))
                     break
-                if bool(done.any()):          # the one host sync per step
-                    fin = active[done]
-                    x_out[fin] = xa[done]
-                    succ_out[fin] = True
-                    it_out[fin] = t
-                    keep = ~done
-                    active, xa, xo = active[keep], xa[keep], xo[keep]
-                    ya, ta, la = _take(ya, keep), _take(ta, keep), _take(la, keep)
-                    grad = _take(grad, keep)
-                    if active.numel() == 0:
-                        break
+            elif last:
+                x_out[active] = xa
+                succ_out[active] = done
+                with torch.no_grad():
+                    obj_out[active] = sign * self.loss_fn(out, la).float()
+                break
+            elif bool(done.any()):          # the one host sync per step
+                fin = active[done]
+                x_out[fin] = xa[done]
+                succ_out[fin] = True
+                it_out[fin] = t
+                keep = ~done
+                active, xa, xo = active[keep], xa[keep], xo[keep]
+                ya, ta, la = take(ya, keep), take(ta, keep), take(la, keep)
+                grad = take(grad, keep)
+                if active.numel() == 0:
+                    break
             if grad is None:
                 grad = self._gradient(model, xa, la, generator)
             if count:
@@ -537,43 +315,24 @@ class Attack:
             with torch.no_grad():
                 xa = xa + (sign * self.alpha) * step_direction(grad, self.norm)
                 xa = (xo + project(xa - xo, self.eps, self.norm)).clamp_(0.0, 1.0)
-        return x_out, succ_out, it_out, q_out, obj_out
+        return x_out, succ_out, it_out, q_out, obj_out, last_out
 
 
-# --------------------------------------------------------------------------------------------
-# Batch drivers and summary statistics
-# --------------------------------------------------------------------------------------------
-def attack_batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, attack: Attack,
-                   batch_size: int = 100, *, device: torch.device | str | None = None,
-                   generator: torch.Generator | None = None) -> AttackResult:
-    """Run ``attack`` over ``x`` ``(N, C, H, W)`` (float [0,1] or uint8) in batches of
-    ``batch_size`` and concatenate. One random stream (from ``attack.seed`` unless
-    ``generator`` is given) is used across all batches. ``device`` defaults to the model's."""
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if device is None:
-        p = next(iter(model.parameters()), None)
-        device = p.device if p is not None else x.device
-    device = torch.device(device)
-    if generator is None and attack.seed is not None:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(attack.seed)
-    results = []
-    for i in range(0, x.shape[0], batch_size):
-        xb = as_images(x[i:i + batch_size].to(device))
-        yb = None if y is None else y[i:i + batch_size].to(device)
-        results.append(attack(model, xb, yb, generator=generator))
-    return AttackResult.cat(results)
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` mask viewed to broadcast over the sample dimensions of ``like``."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
 
 
-def asr(result: AttackResult) -> float:
-    """Attack success rate: fraction of samples whose success rule held."""
-    return float(result.success.float().mean()) if len(result) else float("nan")
+# Names that lived here before base.py was split into rules / geometry / result / evaluation
+# (the ones not imported above); still importable from ``nascore.attacks.base``.
+_MOVED = {"project_l2": "geometry", "project_linf": "geometry", "hits_target": "rules",
+          "confident_target": "rules", "never": "rules", "asr": "result",
+          "asr_at_budget": "result", "attack_batches": "evaluation"}
 
 
-def asr_at_budget(result: AttackResult, budgets: Sequence[int]) -> list[float]:
-    """ASR when each sample may spend at most ``b`` model queries, for each ``b`` in ``budgets``:
-    ``mean(success & queries <= b)``. Valid because early stopping records the queries spent at
-    the moment of success (needs ``early_stop=True`` and a query-counting attack)."""
-    if result.queries is None:
-        raise ValueError("result has no query counts (white-box attack); use a query-based attack")
-    return [float((result.success & (result.queries <= b)).float().mean()) for b in budgets]
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)

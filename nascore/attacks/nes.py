@@ -25,15 +25,17 @@ Every image row sent through the model for a sample counts as one query:
 
 * ``+1`` for the clean forward pass that picks a named target (``least_likely``, ``runner_up``,
   ``random``, callable); not spent for untargeted attacks or explicit target tensors/ints;
-* ``+1`` per success check: before every step and after the last one with ``early_stop=True``
-  (a sample that succeeds at check ``t`` — after ``t`` updates — has had ``t + 1`` checks),
-  only after the last step with ``early_stop=False``;
+* ``+1`` per success check, before every step and after the last one: a sample that succeeds
+  at check ``t`` (after ``t`` updates) with ``early_stop=True`` has had ``t + 1`` checks; with
+  ``early_stop=False`` every sample has ``steps + 1`` (the checks that measure both the
+  any-step and the last-step outcome, :mod:`nascore.attacks.result`);
 * ``+2·samples`` per gradient step (the antithetic pairs).
 
 So a run spends ``c + (t + 1) + t·2S`` queries on a sample that stops after ``t`` updates
-(``t = steps`` for failures), with ``c`` the target query; restarts add their own counts.
-Queries are recorded at the moment of success, so
-:func:`~nascore.attacks.base.asr_at_budget` gives ASR against any query budget from one run.
+(``t = steps`` for failures and for every sample with ``early_stop=False``), with ``c`` the
+target query; restarts add their own counts. With early stopping queries are recorded at the
+moment of success, so
+:func:`~nascore.attacks.result.asr_at_budget` gives ASR against any query budget from one run.
 """
 from __future__ import annotations
 
@@ -42,8 +44,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import Attack, _cat_outputs, _check_int, _check_real, hits_target
+from ._util import cat_outputs, check_int, check_real
+from .base import Attack
 from .pgd import PGD
+from .rules import hits_target
 
 __all__ = ["NESGradient", "NES", "artifact_nes"]
 
@@ -70,7 +74,7 @@ class NESGradient(Attack):
         evaluated in ``ceil(n·2·samples / max_batch)`` batched forward passes.
     **kwargs
         Everything the other base takes (for :class:`NES`: ``norm``, ``eps``, ``alpha``, ``steps``,
-        ``targeted``, ``target``, ``success``, ``early_stop``, ``restarts``, ``seed``, ...).
+        ``targeted``, ``target``, ``success_fn``, ``early_stop``, ``restarts``, ``seed``, ...).
 
     ``AttackResult.queries`` ``(N,)`` int64 counts model queries per sample (module docstring).
     """
@@ -80,16 +84,16 @@ class NESGradient(Attack):
 
     def __init__(self, sigma: float = 1e-3, samples: int = 50, max_batch: int = 4096,
                  **kwargs: Any):
-        self.sigma = _check_real("sigma", sigma, positive=True)
-        self.samples = _check_int("samples", samples, 1)
-        self.max_batch = _check_int("max_batch", max_batch, 1)
+        self.sigma = check_real("sigma", sigma, positive=True)
+        self.samples = check_int("samples", samples, 1)
+        self.max_batch = check_int("max_batch", max_batch, 1)
         super().__init__(**kwargs)
 
     # every model access is a counted forward query; nothing is differentiated
     def _forward(self, model: nn.Module, x: torch.Tensor) -> Any:
         with torch.no_grad():
             outs = [model(x[i:i + self.max_batch]) for i in range(0, x.shape[0], self.max_batch)]
-        return _cat_outputs(outs)
+        return cat_outputs(outs)
 
     def _evaluate(self, model: nn.Module, x: torch.Tensor, label: torch.Tensor | None,
                   with_grad: bool) -> tuple[Any, None]:
@@ -161,6 +165,6 @@ def artifact_nes(**overrides: Any) -> NES:
     """
     cfg: dict[str, Any] = dict(norm="linf", eps=8 / 255, alpha=2 / 255, steps=7,
                                random_start=False, restarts=0, targeted=True, target="runner_up",
-                               success=hits_target, early_stop=True, sigma=1e-3, samples=50)
+                               success_fn=hits_target, early_stop=True, sigma=1e-3, samples=50)
     cfg.update(overrides)
     return NES(**cfg)

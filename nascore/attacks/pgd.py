@@ -12,40 +12,22 @@ References
   :func:`artifact_pgd` and protocol ``automl-security.md`` §4.1 and §10 (fact 5).
 
 Everything is batched; shapes and units as in :mod:`nascore.attacks.base` (images ``(N, C, H, W)``
-in [0,1], labels ``(N,)`` int64, budgets in [0,1] pixel units).
+in [0,1], labels ``(N,)`` int64, budgets in [0,1] pixel units). Running PGD over a data set
+(:func:`~nascore.attacks.evaluation.attack_batches`, ``evaluation_set``, ``robust_accuracy``)
+lives in :mod:`nascore.attacks.evaluation`.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 from torch import nn
 
-from .base import (
-    Attack,
-    AttackResult,
-    LossFn,
-    SuccessFn,
-    as_images,
-    asr,
-    attack_batches,
-    confident_target,
-    eval_mode,
-    hits_target,
-    misclassified,
-    _check_int,
-)
+from ._util import check_int
+from .base import Attack
+from .rules import LossFn, SuccessFn, confident_target, hits_target, misclassified
 
-__all__ = [
-    "PGD",
-    "TARGET_MODES",
-    "artifact_pgd",
-    "mean_iterations",
-    "evaluation_set",
-    "robust_accuracy",
-    "asr",
-]
+__all__ = ["PGD", "TARGET_MODES", "artifact_pgd"]
 
 #: named target rules, computed from the clean prediction of each sample
 TARGET_MODES = ("least_likely", "runner_up", "random")
@@ -62,7 +44,8 @@ class PGD(Attack):
     Parameters
     ----------
     norm, eps, alpha, steps, random_start, restarts, early_stop, seed
-        See :class:`nascore.attacks.base.Attack`. Defaults are the artifact's L∞ budget
+        See :class:`nascore.attacks.base.Attack` (``early_stop=False`` also measures the
+        last-step outcome, :mod:`nascore.attacks.result`). Defaults are the artifact's L∞ budget
         (8/255, step 2/255, 7 steps, no random start).
     targeted : bool
         ``False``: ascend ``loss_fn(out, y)`` (default CE on the true label).
@@ -74,10 +57,11 @@ class PGD(Attack):
         if ``y`` is None), an int class for every sample, an ``(N,)`` tensor, or a callable
         ``target(clean_logits, y) -> (N,)``. A per-call ``attack(model, x, y, target=...)``
         overrides it.
-    success : callable or None
-        ``success(model_out, y, target) -> (n,) bool``. Default: ``argmax != y`` (untargeted),
-        ``argmax == target`` (targeted). The artifact uses
-        :func:`~nascore.attacks.base.confident_target` ``(0.99, require_class=True)``.
+    success_fn : callable or None
+        The success rule ``success_fn(model_out, y, target) -> (n,) bool`` (the keyword every
+        attack uses; the outcome is ``AttackResult.success``). Default: ``argmax != y``
+        (untargeted), ``argmax == target`` (targeted). The artifact uses
+        :func:`~nascore.attacks.rules.confident_target` ``(0.99, require_class=True)``.
     loss_fn : callable or None
         ``loss_fn(model_out, label) -> (n,)``; default per-sample cross-entropy.
 
@@ -90,15 +74,15 @@ class PGD(Attack):
     def __init__(self, norm: str = "linf", eps: float = 8 / 255, alpha: float = 2 / 255,
                  steps: int = 7, random_start: bool = False, restarts: int = 0,
                  targeted: bool = False, target: Any = "least_likely",
-                 success: SuccessFn | None = None, early_stop: bool = True,
+                 success_fn: SuccessFn | None = None, early_stop: bool = True,
                  loss_fn: LossFn | None = None, seed: int | None = None):
         self.targeted = bool(targeted)
         self.target = _check_target_spec(target)
-        if success is None:
-            success = hits_target if self.targeted else misclassified
+        if success_fn is None:
+            success_fn = hits_target if self.targeted else misclassified
         super().__init__(norm=norm, eps=eps, alpha=alpha, steps=steps,
                          random_start=random_start, restarts=restarts, loss_fn=loss_fn,
-                         success_fn=success, descend=self.targeted, early_stop=early_stop,
+                         success_fn=success_fn, descend=self.targeted, early_stop=early_stop,
                          seed=seed)
 
     def _prepare_target(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
@@ -149,7 +133,7 @@ def _check_target_spec(target: Any) -> Any:
     if isinstance(target, bool):
         raise ValueError(f"target must be one of {TARGET_MODES}, an int, a tensor or a callable; got {target!r}")
     if isinstance(target, int):
-        return _check_int("target", target, 0)
+        return check_int("target", target, 0)
     if isinstance(target, torch.Tensor) or callable(target):
         return target
     raise ValueError(f"target must be one of {TARGET_MODES}, an int, a tensor or a callable; got {target!r}")
@@ -161,73 +145,13 @@ def artifact_pgd(**overrides: Any) -> PGD:
     L∞, ``eps = 8/255``, ``alpha = 2/255``, 7 steps, no random start, no restarts, targeted at the
     least-likely class of the clean prediction, success = ``p(target) > 0.99`` and
     ``argmax == target``, checked before every step and after the last, per-sample early stop.
-    Report :func:`~nascore.attacks.base.asr` and :func:`mean_iterations` (failures count 14).
+    Report :func:`~nascore.attacks.result.asr` and :func:`~nascore.attacks.result.mean_iterations`
+    (failures count ``2 * steps`` = 14).
     Keyword ``overrides`` replace single knobs (e.g. ``eps=4/255`` for an eps sweep).
     """
     cfg: dict[str, Any] = dict(norm="linf", eps=8 / 255, alpha=2 / 255, steps=7,
                                random_start=False, restarts=0, targeted=True,
-                               target="least_likely", success=confident_target(0.99, True),
+                               target="least_likely", success_fn=confident_target(0.99, True),
                                early_stop=True)
     cfg.update(overrides)
     return PGD(**cfg)
-
-
-def mean_iterations(result: AttackResult, fail_value: float = 14) -> float:
-    """Mean of ``result.iterations`` with failures counted as ``fail_value`` (the artifact counts
-    ``2 * steps = 14``)."""
-    it = result.iterations.to(torch.float64).masked_fill(~result.success, float(fail_value))
-    return float(it.mean()) if len(result) else float("nan")
-
-
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else fallback
-
-
-def evaluation_set(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n: int = 1000,
-                   batch_size: int = 100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The first ``n`` images of ``x`` that ``model`` classifies correctly, in order.
-
-    Protocol §4.1: the first 1,000 correctly classified images of the shuffled 3k test subset
-    (shuffling is the data module's job; pass the images in that order). ``x`` ``(N, C, H, W)``
-    float [0,1] or uint8, ``y`` ``(N,)``. Stops evaluating once ``n`` are found. Returns
-    ``(x_sel, y_sel, index)`` with ``x_sel`` in ``x``'s dtype and device and ``index`` ``(m,)``
-    positions in ``x``; warns if fewer than ``n`` exist (``m < n``).
-    """
-    n = _check_int("n", n, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-    device = _model_device(model, x.device)
-    picked: list[torch.Tensor] = []
-    found = 0
-    with eval_mode(model), torch.inference_mode():
-        for i in range(0, x.shape[0], batch_size):
-            if found >= n:
-                break
-            xb = as_images(x[i:i + batch_size].to(device))
-            ok = model(xb).argmax(dim=1) == y[i:i + batch_size].to(device)
-            idx = torch.nonzero(ok).flatten().cpu() + i
-            idx = idx[: n - found]
-            picked.append(idx)
-            found += idx.numel()
-    index = torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long)
-    if found < n:
-        warnings.warn(f"evaluation_set: only {found} of the requested {n} images are correctly "
-                      "classified", stacklevel=2)
-    index = index.to(x.device)
-    return x[index], y[index.to(y.device)], index
-
-
-def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack,
-                    batch_size: int = 100, *, generator: torch.Generator | None = None) -> float:
-    """Accuracy of ``model`` on ``attack``'s adversarial examples of ``(x, y)`` (untargeted
-    attacks), re-checked with a fresh forward pass. Clean errors count as non-robust."""
-    result = attack_batches(model, x, y, attack, batch_size, generator=generator)
-    device = result.x_adv.device
-    correct = 0
-    with eval_mode(model), torch.inference_mode():
-        for i in range(0, x.shape[0], batch_size):
-            pred = model(result.x_adv[i:i + batch_size]).argmax(dim=1)
-            correct += int((pred == y[i:i + batch_size].to(device)).sum())
-    return correct / max(1, x.shape[0])

@@ -10,7 +10,7 @@ import pandas as pd
 from ..models import family
 from ..provenance import REPO_ROOT
 from ..profiles import Profile
-from ..report import compare_groups
+from ..report import add_confounds, compare_families
 from ..report.stats import spearman_ci
 
 GROUP_COLOURS = {"nas": "tab:orange", "manual": "tab:blue", "mitigation": "tab:green"}
@@ -32,17 +32,19 @@ def per_model(df: pd.DataFrame, value: str, by: Iterable[str] = ("model",)) -> p
     return out
 
 
-def nas_vs_manual(df: pd.DataFrame, value: str, claim: str, seed: int = 0, **kw) -> dict:
-    """Bootstrap CI of mean(NAS) − mean(manual) over models, permutation p-value, verdict.
+def nas_vs_manual(df: pd.DataFrame, value: str, claim: str | None = None, seed: int = 0, entries=None,
+                  **kw) -> dict:
+    """NAS − manual verdict row for the registered statistic ``value`` (models as units).
 
-    ``df`` has one row per (model, seed); mitigation models are excluded from both groups.
+    ``df`` has one row per (model, seed); mitigation models are left out of both groups. The
+    confound columns (``params``, ``clean_acc``, ``train_loss``) are merged from the zoo
+    ``entries`` when given and missing from ``df``. ``claim`` defaults to the statistic's own
+    claim; other keywords go to :func:`nascore.report.compare_families` (e.g. ``confounds=()``,
+    ``exploratory=True``, ``profile``, ``setting``).
     """
-    pm = per_model(df, value)
-    nas = pm.loc[pm.family == "nas", value].to_numpy(float)
-    manual = pm.loc[pm.family == "manual", value].to_numpy(float)
-    row = compare_groups(claim, nas, manual, seed=seed, **kw)
-    row["setting"] = value
-    return row
+    if entries is not None:
+        df = add_confounds(df, entries)
+    return compare_families(df, value, claim, seed=seed, **kw)
 
 
 def spearman_row(x, y, seed: int) -> dict:

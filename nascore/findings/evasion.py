@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from ..attacks import NES, PGD, artifact_pgd, attack_batches, evaluation_set, mean_iterations
-from ..attacks.base import asr, asr_at_budget, hits_target
+from ..attacks import asr, asr_at_budget, hits_target
 from ..models import cell_stats, family
 from ..profiles import Profile
 from ..report.stats import auc_trapz
@@ -52,10 +52,10 @@ def artifact_pgd_row(entry, x, y) -> dict:
     artifact's success rule (``pgd_*``) and the relaxed argmax rule (``pgd_*_argmax``)."""
     row = {"n_images": len(y)}
     for column, rule in SUCCESS_RULES.items():
-        attack = artifact_pgd() if rule is None else artifact_pgd(success=rule)
+        attack = artifact_pgd() if rule is None else artifact_pgd(success_fn=rule)
         result = attack_batches(entry.model, x, y, attack, BATCH)
         row[column] = 100 * asr(result)
-        row[column.replace("asr", "mean_iter")] = mean_iterations(result, fail_value=14)
+        row[column.replace("asr", "mean_iter")] = mean_iterations(result)
     return row
 
 
@@ -91,7 +91,7 @@ def nes_attack(profile: Profile, seed: int = 0) -> NES:
     per_step = 2 * profile.nes_samples + 1
     steps = max(1, (profile.nes_max_queries - 1) // per_step)
     return NES(norm="linf", eps=8 / 255, alpha=2 / 255, steps=steps, targeted=True, target="runner_up",
-               success=hits_target, sigma=1e-3, samples=profile.nes_samples, seed=seed)
+               success_fn=hits_target, sigma=1e-3, samples=profile.nes_samples, seed=seed)
 
 
 def query_budgets(max_queries: int, points: int = 8) -> np.ndarray:

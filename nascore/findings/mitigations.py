@@ -34,7 +34,7 @@ def asr_per_image(entries: dict, names, profile: Profile, data, seed: int = 0) -
         entry = entries[(name, seed)]
         x, y = eval_images(entry, profile, data, profile.pgd_images)
         for rule, success in SUCCESS_RULES.items():
-            attack = artifact_pgd() if success is None else artifact_pgd(success=success)
+            attack = artifact_pgd() if success is None else artifact_pgd(success_fn=success)
             out[rule][name] = attack_batches(entry.model, x, y, attack, 100).success.float().cpu()
     return out
 

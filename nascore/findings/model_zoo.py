@@ -151,7 +151,7 @@ def plot_cell(name: str, ax=None, reduce: bool = False):
         edge = "tab:green" if node in concat else "0.3"
         ax.scatter([x], [y], s=260, c="white", edgecolors=edge, linewidths=1.5, zorder=3)
         ax.text(x, y, label, ha="center", va="center", fontsize=6, zorder=4)
-    stats = cell_stats(name)
+    stats = cell_stats(name, cell="reduce" if reduce else "normal")
     ax.set_title(f"{name} ({'reduce' if reduce else 'normal'}): depth {stats.depth}, skips {stats.skips}",
                  fontsize=8)
     ax.set_axis_off()

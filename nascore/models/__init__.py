@@ -20,7 +20,7 @@ from torch import nn
 
 from .base import BlockNet
 from .darts import DartsNetwork
-from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, genotype, normal_cell_stats
+from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, cell_stats, genotype
 
 FAMILIES = ("nas", "manual", "mitigation")
 #: The ten NAS cells of the paper's study (protocol §1.2).
@@ -108,14 +108,6 @@ def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
     if bad:
         raise ValueError(f"unknown scale knob(s) {bad} for {name!r} ({family(name)}); valid: {', '.join(valid)}")
     return _builder(name)(num_classes=num_classes, **scale)
-
-
-def cell_stats(name: str):
-    """Normal-cell statistics (depth, skips, input edges) derived from the genotype."""
-    if family(name) == "manual":
-        raise ValueError(f"{name!r} is a manual model; cell statistics exist for: "
-                         f"{', '.join(names('nas') + names('mitigation'))}")
-    return normal_cell_stats(name)
 
 
 __all__ = ["STUDY_NAS", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats", "FAMILIES", "GENOTYPES", "BlockNet"]

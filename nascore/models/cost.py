@@ -5,6 +5,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .base import eval_mode
+
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -17,10 +19,7 @@ def flops_per_image(model: nn.Module, image_size: int = 32) -> int:
     Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (matmuls and convolutions,
     one multiply-add = 2 FLOPs); element-wise ops, pooling and BN are not counted.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    with FlopCounterMode(display=False) as counter:
+    with eval_mode(model), FlopCounterMode(display=False) as counter:   # every module's mode restored
         model(torch.zeros(1, 3, image_size, image_size, device=device))
-    model.train(was_training)
     return int(counter.get_total_flops())

@@ -108,23 +108,36 @@ class CellStats:
         return f"{self.depth}/{self.skips}/{self.input_edges}of{self.edges}"
 
 
-def cell_stats(cell: tuple[tuple[str, int], ...], concat: tuple[int, ...]) -> CellStats:
-    """Derive :class:`CellStats` from a cell's ``(op, input)`` pairs and its concat list."""
+CELLS = ("normal", "reduce")
+
+
+def cell_stats(arch: "str | Genotype", cell: str = "normal") -> CellStats:
+    """Statistics of the ``cell`` (``"normal"`` or ``"reduce"``) of a genotype, derived from its
+    ``(op, input)`` pairs and concat list — never typed in.
+
+    ``arch`` is a registered name (:data:`GENOTYPES`) or a :class:`Genotype`. The one way to get
+    cell statistics (``nascore.models.cell_stats`` is this function).
+    """
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
+    if isinstance(arch, Genotype):
+        g = arch
+    elif arch in GENOTYPES:
+        g = GENOTYPES[arch]
+    else:
+        raise ValueError(f"no genotype named {arch!r} (only NAS and mitigation models have cells); "
+                         f"valid: {', '.join(GENOTYPES)}")
+    ops, concat = (g.normal, g.normal_concat) if cell == "normal" else (g.reduce, g.reduce_concat)
     depth = {0: 0, 1: 0}
-    for k in range(len(cell) // 2):
-        inputs = (cell[2 * k][1], cell[2 * k + 1][1])
+    for k in range(len(ops) // 2):
+        inputs = (ops[2 * k][1], ops[2 * k + 1][1])
         depth[k + 2] = 1 + max(depth[i] for i in inputs)
     return CellStats(
         depth=max(depth[i] for i in concat),
-        skips=sum(op == "skip_connect" for op, _ in cell),
-        input_edges=sum(i < 2 for _, i in cell),
-        edges=len(cell),
+        skips=sum(op == "skip_connect" for op, _ in ops),
+        input_edges=sum(i < 2 for _, i in ops),
+        edges=len(ops),
     )
-
-
-def normal_cell_stats(name: str) -> CellStats:
-    g = genotype(name)
-    return cell_stats(g.normal, g.normal_concat)
 
 
 def genotype(name: str) -> Genotype:

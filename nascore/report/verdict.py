@@ -1,276 +1,315 @@
-"""Verdicts: the project's definition of "reproduced", computed from the data.
+"""Verdicts: the project's definition of "reproduced", and the columns of a verdicts table.
 
-A verdict compares a measured :class:`~nascore.report.stats.DiffEstimate` (point estimate and
-bootstrap CI, one value per model) and optionally a permutation p-value with a
-:class:`~nascore.report.claims.Claim`. The rules are the project's definition, applied to every
-chapter alike:
+Labels (:data:`LABELS`):
 
-1. **Too few models.** If a group has fewer than ``min_n`` (default 2) values, the uncertainty
-   cannot be estimated → ``"inconclusive at this scale"``.
-2. **Direction** (claims with a ``direction``). Let ``null`` be the claim's no-effect value
-   (0 for differences, 1 for ratios) and ``[low, high]`` the CI.
+* **reproduced** — the bootstrap interval lies entirely on the claimed side of the claim's null
+  and the two-sided p-value is below α (0.05);
+* **not reproduced** — the interval lies entirely on the opposite side and p < α (the data
+  contradict the claim);
+* **inconclusive at this scale** — otherwise: the interval contains the null, p ≥ α, or a group
+  has fewer than two units;
+* **not measurable at this scale** — every value sits at the statistic's floor, or every value at
+  its ceiling (e.g. 0 % attack success on every model): no difference can show, so no test is
+  run. Never "inconclusive".
+* Informational (level) claims: "reproduced" if the interval overlaps the claimed band, else
+  "not reproduced"; no p-value.
 
-   * CI entirely on the claimed side of ``null`` (``low > null`` for ``"greater"``,
-     ``high < null`` for ``"less"``) → ``"reproduced"``;
-   * CI entirely on the opposite side → ``"not reproduced"`` (the data contradict the claim);
-   * CI contains ``null`` → ``"inconclusive at this scale"``.
-3. **p-value veto.** If ``p_value`` is given and ``p_value ≥ alpha``, neither ``"reproduced"`` nor
-   ``"not reproduced"`` is declared: the label is ``"inconclusive at this scale"`` (the bootstrap
-   CI of a handful of models under-covers; the permutation test is the check). Pass the
-   **two-sided** permutation p-value (the default of ``permutation_test``) — a one-sided p in the
-   claimed direction would also veto a genuine contradiction.
-4. **Size** (claims with ``expected``). ``size_agrees`` is True if the CI overlaps the claimed
-   interval ``[expected − tolerance, expected + tolerance]`` (a point if ``tolerance`` is None),
-   False if it does not, None if the claim gives no size. The size never changes the label:
-   ``"reproduced"`` means *the direction* is reproduced; a size mismatch is reported in
-   ``reason`` and in ``size_agrees`` (a scorecard shows both).
-5. **Informational claims** (``direction is None``, level statements such as "96–97 % clean
-   accuracy"): ``"reproduced"`` if the CI overlaps the claimed band, else ``"not reproduced"``;
-   the p-value does not apply.
+Multiplicity. A chapter's table carries the raw p and the label computed from it ("before
+multiplicity correction"). The scorecard (:func:`apply_holm`) Holm-adjusts the p-values of all
+**primary** rows of a profile together and recomputes the label from the adjusted p: that
+``final_label`` is the verdict. Exploratory rows keep their raw p and can never carry a claim.
 
-Scale caveat: at reduced profiles the magnitudes (accuracy, GV, CE) differ from the paper's
-full-scale setting; labels are therefore always read as "at this scale".
+Size. When the claim states a size in the primary statistic's units, the text says whether
+the paper's range lies within, overlaps or misses the interval (column ``size``, in words). The
+size never changes the label: "reproduced" means the direction is reproduced.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from . import claims as _claims
 from .claims import Claim
-from .stats import DiffEstimate, bootstrap_ci, bootstrap_diff, permutation_test, sign_flip_test
+from .stats import DiffEstimate, holm
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive at this scale"
-LABELS: tuple[str, str, str] = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
+NOT_MEASURABLE = "not measurable at this scale"
+NOT_YET_MEASURED = "not yet measured"
+LABELS: tuple[str, ...] = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURABLE)
+ALPHA = 0.05
+
+#: The columns of every ``verdicts.csv`` a chapter writes (``save_results(verdict_table(rows), ...)``),
+#: in order. The scorecard reads these files; this is their one definition.
+COLUMNS: Mapping[str, str] = {
+    "claim": "claim id (nascore.report.claims)",
+    "paper": "source paper key",
+    "extension": "True if the claim is this project's extension, not the paper's",
+    "statistic": "statistic key (nascore.report.statistics)",
+    "description": "what one value of the statistic is, in words",
+    "units": "units of estimate, low and high, in words",
+    "scale": "linear / log10 / rank: how the values were compared",
+    "role": "primary (decides the claim) or exploratory (cannot carry it)",
+    "comparison": "which difference or level the estimate is, e.g. 'NAS − manual'",
+    "subject": "the model or setting a mitigation/per-subject row is about ('' for family comparisons)",
+    "setting": "free text from the chapter (rate, budget, ...)",
+    "units_of_analysis": "what the n's count: models (seed-averaged), seeds, images (paired), ...",
+    "about": "architecture, or 'these trained weights' for single-model comparisons on images",
+    "n_a": "units in group a (NAS, mitigation, or the single group)",
+    "n_b": "units in group b (manual, DARTS-V2; 0 for single-group statistics)",
+    "estimate": "measured point estimate",
+    "low": "lower end of the bootstrap CI",
+    "high": "upper end of the bootstrap CI",
+    "ci_level": "CI coverage",
+    "ci_method": "bootstrap method actually used (BCa, percentile, ...)",
+    "test": "the test that gave p_value",
+    "p_value": "raw two-sided p-value (NaN: no test)",
+    "adj_estimate": "difference adjusted for the confounds jointly (OLS, NaN: not estimable)",
+    "adj_low": "lower end of the adjusted CI",
+    "adj_high": "upper end of the adjusted CI",
+    "adj_p": "p-value of the adjusted difference",
+    "adj_label": "label the adjusted difference alone would get",
+    "adj_covariates": "confounds in the joint adjustment",
+    "seed_sd": "pooled within-architecture seed standard deviation (NaN: no architecture has 2 seeds)",
+    "seed_models": "architectures with ≥ 2 seeds behind seed_sd",
+    "claimed": "the claim's size or direction, in the primary statistic's units",
+    "size": "the paper's size vs the interval, in words ('' where the units do not transfer)",
+    "label": "verdict from the raw p-value (before multiplicity correction)",
+    "holm_p": "Holm-adjusted p across the scorecard's primary rows (filled by the scorecard)",
+    "final_label": "verdict from holm_p (primary rows; filled by the scorecard)",
+    "text": "the verdict in words, with the numbers",
+}
+TABLE_COLUMN_DESCRIPTIONS = COLUMNS
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Outcome of :func:`verdict`.
-
-    ``label`` ∈ :data:`LABELS`; ``reason`` one readable sentence with the numbers;
-    ``size_agrees`` (None when the claim has no size or too few models); ``direction``:
-    ``"as claimed"``, ``"opposite"``, ``"unresolved"`` (CI contains the null) or ``"n/a"``.
-    """
+    """``label`` ∈ :data:`LABELS`; ``reason`` the sentence; ``size`` in words; ``direction``:
+    ``"as claimed"``, ``"opposite"``, ``"unresolved"`` or ``"n/a"``."""
 
     label: str
     reason: str
-    size_agrees: bool | None = None
+    size: str = ""
     direction: str = "n/a"
     claim_id: str = ""
+
+    @property
+    def size_agrees(self) -> bool | None:
+        return None if not self.size else not self.size.startswith("outside")
 
     def __str__(self) -> str:
         return f"{self.label}: {self.reason}"
 
 
-def _num(x: float, signed: bool) -> str:
-    return f"{x:+.3g}" if signed else f"{x:.3g}"
-
-
-def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
-
-
-def _measured(claim: Claim, est: DiffEstimate, p_value: float | None, alpha: float) -> str:
-    signed = not claim.informational and claim.null == 0
-    text = (f"{claim.statistic} = {_num(est.estimate, signed)} "
-            f"[{est.ci:.0%} CI {_num(est.low, signed)}, {_num(est.high, signed)}]")
-    if est.n_b == 0:
-        text += f" (n = {est.n_a}"
-    else:
-        ga, gb = claim.groups
-        text += f" ({est.n_a} {ga or 'a'} vs {est.n_b} {gb or 'b'}"
-    if p_value is not None:
-        text += f", permutation p = {_p(p_value)}, α = {alpha:g}"
-    return text + ")"
-
-
-def _overlaps(est: DiffEstimate, band: tuple[float, float]) -> bool:
-    return est.low <= band[1] and est.high >= band[0]
-
-
-def verdict(claim: Claim | str, estimate: DiffEstimate, p_value: float | None = None,
-            alpha: float = 0.05, min_n: int = 2) -> Verdict:
-    """Judge ``estimate`` (and optionally a two-sided permutation ``p_value``) against ``claim``.
-
-    ``claim`` may be an id of :mod:`nascore.report.claims`. ``estimate`` must be in the claim's
-    statistic and units, signed as its ``comparison`` (e.g. NAS − manual). The rules are in this
-    module's docstring; they are the project's definition of "reproduced".
-    """
+# --------------------------------------------------------------------------- the rule
+def decide(claim: Claim | str, low: float, high: float, p_value: float | None, alpha: float = ALPHA) -> tuple[str, str]:
+    """``(label, direction)`` from an interval and a p-value (the rule in the module docstring)."""
     claim = _claims.get(claim)
-    if not isinstance(estimate, DiffEstimate):
-        raise TypeError(f"estimate must be a DiffEstimate, got {type(estimate).__name__}")
-    if not (math.isfinite(estimate.low) and math.isfinite(estimate.high)) or estimate.low > estimate.high:
-        raise ValueError(f"invalid interval [{estimate.low}, {estimate.high}]")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if p_value is not None and not (0.0 <= p_value <= 1.0):
-        raise ValueError(f"p_value must be in [0, 1], got {p_value}")
-
-    measured = _measured(claim, estimate, p_value, alpha)
-    unverified = " (the claim itself is unverified [M])" if claim.unverified else ""
-    n_min = estimate.n_a if estimate.n_b == 0 else min(estimate.n_a, estimate.n_b)
-    if n_min < min_n:
-        return Verdict(INCONCLUSIVE,
-                       f"{measured}: fewer than {min_n} values per group, so the uncertainty "
-                       f"cannot be estimated{unverified}.",
-                       None, "n/a", claim.id)
-
-    band = claim.claimed_interval
-    size_agrees = None if band is None else _overlaps(estimate, band)
-    claimed = claim.claimed_text()
-
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return INCONCLUSIVE, "n/a"
     if claim.informational:
-        label = REPRODUCED if size_agrees else NOT_REPRODUCED
-        where = "overlaps" if size_agrees else "does not overlap"
-        return Verdict(label, f"{measured}: the CI {where} the claimed level {claimed} "
-                              f"(informational claim, judged by level only){unverified}.",
-                       size_agrees, "n/a", claim.id)
-
+        lo, hi = claim.claimed_interval
+        return (REPRODUCED if low <= hi and high >= lo else NOT_REPRODUCED), "n/a"
     null = claim.null
-    above, below = estimate.low > null, estimate.high < null
+    above, below = low > null, high < null
     if (claim.direction == "greater" and above) or (claim.direction == "less" and below):
         direction = "as claimed"
     elif above or below:
         direction = "opposite"
     else:
         direction = "unresolved"
-    side = "above" if above else "below" if below else "across"
-    vetoed = p_value is not None and p_value >= alpha
+    significant = p_value is None or (p_value == p_value and p_value < alpha)
+    if direction == "as claimed" and significant:
+        return REPRODUCED, direction
+    if direction == "opposite" and significant:
+        return NOT_REPRODUCED, direction
+    return INCONCLUSIVE, direction
 
-    if size_agrees is None:
-        size_txt = ""
-    elif size_agrees:
-        size_txt = f"; the claimed size {claimed} overlaps the CI"
+
+def not_measurable(values, floor: float | None, ceiling: float | None) -> str:
+    """``"floor"``/``"ceiling"`` if every value sits at that bound, else ``""``."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return ""
+    for name, bound in (("floor", floor), ("ceiling", ceiling)):
+        if bound is not None and np.all(np.abs(v - bound) <= 1e-9 * max(1.0, abs(bound))):
+            return name
+    return ""
+
+
+# --------------------------------------------------------------------------- words
+def fmt_p(p: float | None) -> str:
+    if p is None or p != p:
+        return "—"
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def is_group_comparison(comparison: str) -> bool:
+    """True for 'A − B' comparisons of two groups or models (not '1 − x/y', ratios or levels)."""
+    a, sep, b = comparison.partition(" − ")
+    return bool(sep) and a[:1].isalpha() and "/" not in comparison
+
+
+def _side_words(claim: Claim, direction: str, groups: tuple[str, str] | None = None) -> str:
+    a, b = groups or claim.groups
+    if not is_group_comparison(claim.comparison):
+        return {"greater": "above", "less": "below"}[direction] + f" {claim.null:g}"
+    return f"{'higher' if direction == 'greater' else 'lower'} for {a} than for {b}"
+
+
+def unit_words(units: str) -> str:
+    """Units as written after a number ('' for dimensionless fractions and efficacies)."""
+    return "" if units in ("fraction", "efficacy", "ratio") else units
+
+
+def size_words(claim: Claim, stat, est: DiffEstimate, profile: str | None = None) -> str:
+    """The paper's size against the interval, in words ('' when the claim gives none or the
+    statistic is compared by rank)."""
+    if claim.expected is None or stat.key != claim.primary or stat.scale == "rank" or not est.has_interval:
+        return ""
+    lo, hi = claim.claimed_interval
+    units = unit_words(stat.difference_units if not claim.informational else stat.compared_units)
+    paper = f"the paper's {claim.claimed_text()} {units}".rstrip()
+    if est.low <= lo and hi <= est.high:
+        out = f"within the interval: {paper} lies inside it"
+    elif est.low <= hi and est.high >= lo:
+        out = f"overlaps the interval: {paper} overlaps it"
     else:
-        size_txt = f"; the size differs from the claimed {claimed} (no overlap with the CI)"
+        side = "above" if lo > est.high else "below"
+        out = f"outside the interval: {paper} lies {side} it"
+    if profile and profile != "paper":
+        out += f" (a full-scale number; at the {profile} profile read it as orientation)"
+    return out
 
+
+def measured_text(claim: Claim, stat, est: DiffEstimate, p_value: float | None, test: str, n_text: str,
+                  comparison: str | None = None) -> str:
+    signed = not claim.informational and claim.null == 0
+    units = unit_words(stat.compared_units if claim.informational else stat.difference_units)
+    interval = (f" [{est.ci * 100:.0f} % CI {stat.fmt(est.low, signed)}, {stat.fmt(est.high, signed)}]"
+                if est.has_interval else " (no interval: too few units)")
+    comparison = comparison or claim.comparison
+    lead = f"{comparison}, " if is_group_comparison(comparison) else ""
+    value = f"{stat.fmt(est.estimate, signed)} {units}".rstrip()
+    text = f"{lead}{stat.description}: {value}{interval}, {n_text}"
+    if p_value is not None and p_value == p_value:
+        text += f"; {test} p = {fmt_p(p_value)}"
+    return text + "."
+
+
+def reason_text(claim: Claim, label: str, direction: str, p_value: float | None, alpha: float,
+                groups: tuple[str, str] | None = None) -> str:
+    if claim.informational:
+        where = "overlaps" if label == REPRODUCED else "does not overlap"
+        return f"The interval {where} the claimed level {claim.claimed_text()} (a level claim)."
+    claimed = _side_words(claim, claim.direction, groups)
     if direction == "as claimed":
-        if vetoed:
-            label = INCONCLUSIVE
-            core = (f"the CI lies {side} {null:g} as claimed, but p ≥ α, so the difference is "
-                    f"not significant across models")
-        else:
-            label = REPRODUCED
-            core = f"the CI lies {side} {null:g}, so the claimed direction ({claim.direction}) is reproduced"
+        core = f"The interval lies on the claimed side ({claimed})"
+        core += "." if label == REPRODUCED else f", but p ≥ {alpha:g}: not significant."
     elif direction == "opposite":
-        if vetoed:
-            label = INCONCLUSIVE
-            core = (f"the CI lies {side} {null:g}, opposite to the claimed direction "
-                    f"({claim.direction}), but p ≥ α, so the contradiction is not significant")
-        else:
-            label = NOT_REPRODUCED
-            core = (f"the CI lies {side} {null:g}, opposite to the claimed direction "
-                    f"({claim.direction}): the data contradict the claim")
+        core = f"The interval lies on the opposite side to the claim ({claimed} was claimed)"
+        core += ": the data contradict it." if label == NOT_REPRODUCED else f", but p ≥ {alpha:g}: not significant."
+    elif direction == "unresolved":
+        core = f"The interval contains {claim.null:g}: the sign is not resolved at this scale."
     else:
-        label = INCONCLUSIVE
-        core = f"the CI contains {null:g}, so the sign is not resolved at this scale"
-        if p_value is not None and p_value < alpha:
-            core += " (although p < α)"
-    return Verdict(label, f"{measured}: {core}{size_txt}{unverified}.", size_agrees, direction, claim.id)
+        core = "Too few units to estimate the uncertainty."
+    if claim.manual_like:
+        core += (f" Here a {'higher' if claim.manual_like == 'greater' else 'lower'} value means more like "
+                 f"the manual models.")
+    return core
 
 
-# --------------------------------------------------------------------------- convenience
-def compare_groups(claim: Claim | str, a, b, *, stat: Callable = np.mean, n_boot: int = 10_000,
-                   n_perm: int = 10_000, ci: float = 0.95, alpha: float = 0.05,
-                   seed: int = 0) -> dict:
-    """Two-group comparison in one call: bootstrap CI of ``stat(a) − stat(b)``, two-sided
-    permutation p-value (difference of means), and the verdict.
+# --------------------------------------------------------------------------- compatibility API
+def verdict(claim: Claim | str, estimate: DiffEstimate, p_value: float | None = None, alpha: float = ALPHA,
+            min_n: int = 2, statistic: str | None = None, profile: str | None = None) -> Verdict:
+    """Judge ``estimate`` (and a two-sided ``p_value``) against ``claim`` by the module's rule.
 
-    ``a``/``b``: one value per model, signed as the claim's comparison (a = NAS, b = manual;
-    or a = mitigation, b = DARTS-V2). Returns a row for :func:`verdict_table`:
-    ``{"claim", "estimate", "p_value", "alpha", "verdict"}``.
+    ``statistic`` defaults to the claim's primary (its description and units are used in the text).
     """
+    from .statistics import statistic as _stat
+
     claim = _claims.get(claim)
-    est = bootstrap_diff(a, b, stat=stat, n_boot=n_boot, ci=ci, seed=seed)
-    p = permutation_test(a, b, n_perm=n_perm, alternative="two-sided", seed=seed)
-    return {"claim": claim, "estimate": est, "p_value": p, "alpha": alpha,
-            "verdict": verdict(claim, est, p, alpha)}
-
-
-def compare_values(claim: Claim | str, values, *, stat: Callable = np.mean, n_boot: int = 10_000,
-                   n_perm: int = 10_000, ci: float = 0.95, alpha: float = 0.05,
-                   seed: int = 0) -> dict:
-    """Single-group version of :func:`compare_groups` for per-model effects (paired differences,
-    relative efficacy reductions, latency ratios): bootstrap CI of ``stat(values)`` and a
-    two-sided sign-flip p-value against ``claim.null`` (none for informational claims).
-    """
-    claim = _claims.get(claim)
-    est = bootstrap_ci(values, stat=stat, n_boot=n_boot, ci=ci, seed=seed)
-    p = None if claim.informational else sign_flip_test(values, null=claim.null, n_perm=n_perm,
-                                                        alternative="two-sided", seed=seed)
-    return {"claim": claim, "estimate": est, "p_value": p, "alpha": alpha,
-            "verdict": verdict(claim, est, p, alpha)}
-
-
-_TABLE_COLUMNS = ["claim", "paper", "statistic", "comparison", "claimed", "estimate", "low", "high",
-                  "ci", "n_a", "n_b", "p_value", "label", "size_agrees", "direction", "evidence",
-                  "unverified", "source", "reason"]
-
-TABLE_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
-    "claim": "claim id (nascore.report.claims)",
-    "paper": "source paper key",
-    "statistic": "what was measured, with units",
-    "comparison": "which difference/ratio the statistic is (a − b)",
-    "claimed": "the claim's size or direction, in the statistic's units",
-    "estimate": "measured point estimate",
-    "low": "lower end of the bootstrap CI",
-    "high": "upper end of the bootstrap CI",
-    "ci": "CI coverage",
-    "n_a": "values (models) in group a",
-    "n_b": "values (models) in group b (0 for single-group statistics)",
-    "p_value": "two-sided permutation p-value (NaN if none)",
-    "label": "verdict: reproduced / not reproduced / inconclusive at this scale",
-    "size_agrees": "CI overlaps the claimed size interval (None if the claim gives no size)",
-    "direction": "as claimed / opposite / unresolved / n/a",
-    "evidence": "evidence tags of the claim",
-    "unverified": "the claim rests on an unchecked [M] source",
-    "source": "figure/table/section of the claim",
-    "reason": "the verdict in one sentence with the numbers",
-}
+    stat = _stat(statistic or claim.primary)
+    if not isinstance(estimate, DiffEstimate):
+        raise TypeError(f"estimate must be a DiffEstimate, got {type(estimate).__name__}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if p_value is not None and p_value == p_value and not 0.0 <= p_value <= 1.0:
+        raise ValueError(f"p_value must be in [0, 1], got {p_value}")
+    n_min = estimate.n_a if estimate.n_b == 0 else min(estimate.n_a, estimate.n_b)
+    ga, gb = claim.groups
+    n_text = f"n = {estimate.n_a}" if estimate.n_b == 0 else f"{estimate.n_a} {ga} vs {estimate.n_b} {gb}"
+    measured = measured_text(claim, stat, estimate, p_value, "permutation", n_text)
+    extra = " The claim itself is unverified [M]." if claim.unverified else ""
+    if n_min < min_n or not estimate.has_interval:
+        return Verdict(INCONCLUSIVE, f"{measured} Fewer than {min_n} units per group: the uncertainty cannot "
+                                     f"be estimated.{extra}", "", "n/a", claim.id)
+    if estimate.low > estimate.high:
+        raise ValueError(f"invalid interval [{estimate.low}, {estimate.high}]")
+    label, direction = decide(claim, estimate.low, estimate.high, p_value, alpha)
+    size = size_words(claim, stat, estimate, profile)
+    size_txt = f" Size: {size}." if size else ""
+    return Verdict(label, f"{measured} {reason_text(claim, label, direction, p_value, alpha)}{size_txt}{extra}",
+                   size, direction, claim.id)
 
 
 def verdict_table(rows: Iterable) -> pd.DataFrame:
-    """Scorecard: one row per judged claim.
+    """A verdicts table: one row per judged statistic, the :data:`COLUMNS` first, extra keys after.
 
-    Each element of ``rows`` is either a dict with keys ``"claim"`` (id or Claim),
-    ``"estimate"`` (DiffEstimate), optional ``"p_value"``, ``"alpha"``, ``"verdict"`` (reused
-    if present, e.g. from :func:`compare_groups`) and any extra keys (e.g. ``"setting"``,
-    ``"profile"``), which become extra columns; or a tuple ``(claim, estimate[, p_value])``.
-    Columns: see :data:`TABLE_COLUMN_DESCRIPTIONS`, then the extra keys.
+    ``rows`` are the dicts the comparison functions return (:func:`~nascore.report.compare.compare_families`
+    and friends); a tuple ``(claim, DiffEstimate[, p_value])`` is also accepted and judged with
+    the claim's primary statistic.
     """
+    from .compare import row_from_estimate
+
     out = []
     for row in rows:
         if isinstance(row, Mapping):
-            row = dict(row)
-            claim = _claims.get(row.pop("claim"))
-            est = row.pop("estimate")
-            p = row.pop("p_value", None)
-            alpha = row.pop("alpha", 0.05)
-            v = row.pop("verdict", None) or verdict(claim, est, p, alpha)
-            extra = row
+            missing = [c for c in ("claim", "statistic", "role", "label") if c not in row]
+            if missing:
+                raise ValueError(f"row lacks {missing}; build rows with nascore.report.compare_* functions")
+            out.append(dict(row))
         else:
-            claim_ref, est, *rest = row
-            claim = _claims.get(claim_ref)
-            p = rest[0] if rest else None
-            v = verdict(claim, est, p)
-            extra = {}
-        out.append({
-            "claim": claim.id, "paper": claim.paper, "statistic": claim.statistic,
-            "comparison": claim.comparison, "claimed": claim.claimed_text(),
-            "estimate": est.estimate, "low": est.low, "high": est.high, "ci": est.ci,
-            "n_a": est.n_a, "n_b": est.n_b, "p_value": np.nan if p is None else float(p),
-            "label": v.label, "size_agrees": v.size_agrees, "direction": v.direction,
-            "evidence": ", ".join(claim.evidence), "unverified": claim.unverified,
-            "source": claim.source, "reason": v.reason, **extra,
-        })
+            claim, est, *rest = row
+            out.append(row_from_estimate(claim, est, rest[0] if rest else None))
+    if not out:
+        return pd.DataFrame(columns=list(COLUMNS))
     df = pd.DataFrame(out)
-    if df.empty:
-        return pd.DataFrame(columns=_TABLE_COLUMNS)
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = np.nan if c in ("holm_p",) else ""
+    extra = [c for c in df.columns if c not in COLUMNS]
+    return df[list(COLUMNS) + extra]
+
+
+# --------------------------------------------------------------------------- multiplicity
+def apply_holm(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Holm-adjust the p-values of the **primary** rows of ``table`` together and set
+    ``holm_p`` and ``final_label`` (the verdict). Rows without a test (informational, not
+    measurable, too few units) keep their label; exploratory rows keep the raw label and a
+    NaN ``holm_p``. Raises if a claim has two primary rows for the same subject (a chapter
+    must mark the non-pre-registered one exploratory)."""
+    df = table.copy()
+    prim = df["role"].eq("primary")
+    dup = df[prim].groupby(["claim", df["subject"].fillna("")]).size()
+    dup = dup[dup > 1]
+    if len(dup):
+        raise ValueError(f"more than one primary row for {list(dup.index)}; pass exploratory=True for the "
+                         f"rows that are not the pre-registered setting")
+    p = pd.to_numeric(df["p_value"], errors="coerce")
+    tested = prim & p.notna() & df["label"].isin([REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE])
+    df["holm_p"] = np.nan
+    df.loc[tested, "holm_p"] = holm(p[tested].to_numpy())
+    final = df["label"].astype(str).copy()
+    for i in df.index[tested]:
+        r = df.loc[i]
+        if math.isfinite(float(r["low"])) and math.isfinite(float(r["high"])):
+            final[i] = decide(r["claim"], float(r["low"]), float(r["high"]), float(r["holm_p"]), alpha)[0]
+    df["final_label"] = final
     return df

@@ -45,7 +45,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..base import NORMS, AttackResult, _check_int, as_images, eval_mode
+from ...models.base import eval_mode
+from .._util import as_images, check_int
+from ..geometry import NORMS
+from ..result import AttackResult
 
 __all__ = ["HopSkipJump", "BoundaryResult", "artifact_hopskipjump"]
 
@@ -115,15 +118,15 @@ class HopSkipJump:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.norm = norm
-        self.max_iter = _check_int("max_iter", max_iter, 0)
-        self.max_eval = _check_int("max_eval", max_eval, 1)
-        self.init_eval = _check_int("init_eval", init_eval, 1)
+        self.max_iter = check_int("max_iter", max_iter, 0)
+        self.max_eval = check_int("max_eval", max_eval, 1)
+        self.init_eval = check_int("init_eval", init_eval, 1)
         if init_eval > max_eval:
             raise ValueError(f"init_eval ({init_eval}) must be <= max_eval ({max_eval})")
-        self.init_size = _check_int("init_size", init_size, 1)
-        self.seed = _check_int("seed", seed, 0)
-        self.max_batch = None if max_batch is None else _check_int("max_batch", max_batch, 1)
-        self.max_halvings = _check_int("max_halvings", max_halvings, 1)
+        self.init_size = check_int("init_size", init_size, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.max_batch = None if max_batch is None else check_int("max_batch", max_batch, 1)
+        self.max_halvings = check_int("max_halvings", max_halvings, 1)
 
     def config(self) -> dict:
         """Plain-data description of the configuration (for result rows / provenance)."""
