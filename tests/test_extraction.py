@@ -197,3 +197,17 @@ def test_paper_values_are_parsed_per_budget(monkeypatch):
     got = extraction.paper_ce(["darts", "resnet18"])
     assert got.to_dict("records") == [{"model": "darts", "family": "nas", "budget": 1000, "paper_ce": 2.3},
                                       {"model": "darts", "family": "nas", "budget": 16000, "paper_ce": 1.3}]
+
+
+def test_label_mode_text_reads_the_ln10_property_off_the_data():
+    import pandas as pd
+
+    from nascore.findings import extraction
+
+    t = pd.DataFrame({"mode": ["hard"] * 4 + ["soft"] * 4, "ce": [2.5, 2.6, 2.0, 1.0, 2.0, 2.1, 1.5, 1.0]})
+    paper = pd.DataFrame({"paper_ce": [3.1, 1.2, 2.0]})
+    text = extraction.label_mode_text(t, paper)
+    assert "2 of 4 thieves above ln 10" in text and "1 of 3 values above ln 10" in text and "fit **hard labels**" in text
+    t.loc[t["mode"] == "soft", "ce"] = 3.0
+    assert "cannot tell" in extraction.label_mode_text(t, paper)
+    assert "not in this checkout" in extraction.label_mode_text(t, None)

@@ -26,7 +26,7 @@ from ..attacks.extraction import (MODES, THIEF_RECIPE, ThiefVariant, check_budge
                                   per_image_ce, predict_probs)
 from ..models import family
 from ..profiles import Profile
-from ..report import compare_values
+from ..report import compare_paired
 from .workers import map_in_workers
 
 BASELINE = "darts"
@@ -192,25 +192,23 @@ def mitigation_rows(per_image: dict, thieves: pd.DataFrame, mitigations, seed: i
     base = per_image.get((BASELINE, seed, budget, "hard"))
     if base is None:
         raise ValueError(f"the mitigation comparison needs {BASELINE!r} among the extraction models")
-    rows = []
-    for name in mitigations:
-        diff = per_image[(name, seed, budget, "hard")] - base
-        row = compare_values("mitigation.more_manual_like", diff, seed=seed)
-        row["setting"] = f"{name} − {BASELINE}, Q = {budget}, hard labels (paired test images)"
-        rows.append(row)
-    return rows
+    return [compare_paired(per_image[(name, seed, budget, "hard")], base, "extraction_ce",
+                           "mitigation.more_manual_like", name, baseline=BASELINE, seed=seed,
+                           setting=f"Q = {budget}, hard labels")
+            for name in mitigations]
 
 
-def paper_ce(models) -> pd.DataFrame | None:
-    """The paper's per-model Fig. 9 CE at each budget it reports (1k–16k), or ``None`` when this
-    checkout has no copy of the paper's values (``nascore.report.paper``)."""
+def paper_ce(models=None) -> pd.DataFrame | None:
+    """The paper's per-model Fig. 9 CE at each budget it reports (1k–16k) for ``models`` (all if
+    ``None``), or ``None`` when this checkout has no copy of the paper's values (``nascore.report.paper``)."""
     try:
         from ..report.paper import paper_values
     except ImportError:
         return None
     df = paper_values("Fig. 9")
     df = df.assign(budget=df["setting"].str.extract(r"at (\d+)k queries")[0].astype(int) * 1000)
-    df = df[df.model.isin(models)]
+    if models is not None:
+        df = df[df.model.isin(models)]
     return df[["model", "family", "budget", "value"]].rename(columns={"value": "paper_ce"})
 
 
@@ -222,6 +220,30 @@ def paper_mitigation_ce() -> pd.DataFrame | None:
         return None
     df = paper_values("Table 4 / Fig. 17", "extraction CE at 16k queries")
     return df[["model", "value"]].rename(columns={"value": "paper_ce_16k"})
+
+
+def label_mode_text(thieves: pd.DataFrame, paper: pd.DataFrame | None) -> str:
+    """Which label mode the paper's numbers fit, read off one property: cross entropies above
+    ln 10 (the CE of a thief answering uniformly), which confidently wrong hard-label thieves reach."""
+    ln10 = float(np.log(10))
+    share = {m: float((g.ce > ln10).mean()) for m, g in thieves.groupby("mode")}
+    lines = [f"- **{m} labels** (this run): CE from {g.ce.min():.2f} to {g.ce.max():.2f} nats; "
+             f"{int((g.ce > ln10).sum())} of {len(g)} thieves above ln 10." for m, g in thieves.groupby("mode")]
+    if paper is None:
+        return "\n".join(lines + ["- The paper's values are not in this checkout."])
+    above = int((paper.paper_ce > ln10).sum())
+    lines.append(f"- **the paper** (Fig. 9, all models and budgets): {above} of {len(paper)} values above ln 10, "
+                 f"up to {paper.paper_ce.max():.2f} nats.")
+    if above and set(MODES) <= set(share):
+        if share["hard"] > share["soft"]:
+            lines.append(f"- Here {100 * share['hard']:.0f} % of the hard-label thieves and {100 * share['soft']:.0f} % "
+                         "of the soft-label ones exceed ln 10: the paper's values above ln 10 fit **hard labels**, as "
+                         "the artifact's code implies.")
+        else:
+            lines.append(f"- Here the modes do not separate on this property ({100 * share['hard']:.0f} % of the "
+                         f"hard-label and {100 * share['soft']:.0f} % of the soft-label thieves above ln 10): this run "
+                         "cannot tell which mode the paper's numbers come from.")
+    return "\n".join(lines)
 
 
 def family_budget_means(thieves: pd.DataFrame, mode: str = "hard") -> pd.DataFrame:
@@ -242,3 +264,16 @@ def confound_correlations(per_model_df: pd.DataFrame, value: str = "extraction_c
             rows.append({"confound": c, "value": value, **spearman_row(np.log10(pm[c]) if c == "params" else pm[c],
                                                                         pm[value], seed)})
     return pd.DataFrame(rows)
+
+
+def budget_rows(thieves: pd.DataFrame, profile: Profile) -> list[dict]:
+    """Exploratory NAS − manual rows of the hard-label CE at each budget below the largest
+    (``extraction_ce_at_budget``): the paper's −0.3 fits its small budgets (§11)."""
+    from .common import nas_vs_manual
+
+    hard = thieves[thieves["mode"] == "hard"]
+    rows = []
+    for b in sorted(hard.budget.unique())[:-1]:
+        df = hard[hard.budget == b].rename(columns={"ce": "extraction_ce_at_budget"})
+        rows.append(nas_vs_manual(df, "extraction_ce_at_budget", setting=f"Q = {b}, hard labels", profile=profile.name))
+    return rows

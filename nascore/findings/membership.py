@@ -234,26 +234,20 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
 
 
 def gap_adjusted(per_model: pd.DataFrame, value: str, covariate: str = "gen_gap", ci: float = 0.95) -> dict:
-    """NAS − manual difference of ``value`` adjusted for ``covariate`` by least squares over the
-    models (``value ~ 1 + NAS + covariate``, seed-averaged): coefficient, t-based CI, p."""
-    from scipy import stats
+    """NAS − manual difference of ``value`` adjusted for ``covariate`` alone, by least squares over
+    the models (``value ~ 1 + NAS + covariate``, seed-averaged; :func:`nascore.report.confounds.adjust`):
+    coefficient of NAS, its t-based CI and p; NaN with a note when too few models remain."""
+    from ..report.confounds import MIN_RESIDUAL_DF, adjust
 
     pm = per_model[per_model.family.isin(["nas", "manual"])].groupby("model").agg(
         v=(value, "mean"), c=(covariate, "mean"), family=("family", "first"))
-    X = np.column_stack([np.ones(len(pm)), (pm.family == "nas").to_numpy(float), pm.c.to_numpy(float)])
-    y = pm.v.to_numpy(float)
-    dof = len(y) - X.shape[1]
-    if dof < 1 or np.linalg.matrix_rank(X) < X.shape[1]:
-        return {"value": value, "covariate": covariate, "estimate": np.nan, "low": np.nan, "high": np.nan,
-                "p_value": np.nan, "n": len(y), "note": "too few models or a constant covariate"}
-    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ beta
-    cov = (resid @ resid / dof) * np.linalg.inv(X.T @ X)
-    se = float(np.sqrt(cov[1, 1]))
-    t = stats.t.ppf(0.5 + ci / 2, dof)
-    p = float(2 * stats.t.sf(abs(beta[1]) / se, dof)) if se > 0 else np.nan
-    return {"value": value, "covariate": covariate, "estimate": float(beta[1]), "low": float(beta[1] - t * se),
-            "high": float(beta[1] + t * se), "p_value": p, "n": len(y), "note": ""}
+    fit = adjust(pm.v.to_numpy(float), (pm.family == "nas").to_numpy(), pm[["c"]].rename(columns={"c": covariate}),
+                 ci)[covariate]
+    row = {"value": value, "covariate": covariate, "n": len(pm)}
+    if fit is None or not np.isfinite(fit.estimate):
+        return {**row, "estimate": np.nan, "low": np.nan, "high": np.nan, "p_value": np.nan,
+                "note": f"not estimable: needs >= {MIN_RESIDUAL_DF + 3} models and a covariate that varies"}
+    return {**row, "estimate": fit.estimate, "low": fit.low, "high": fit.high, "p_value": fit.p_value, "note": ""}
 
 
 def smoothness_correlations(per_model: pd.DataFrame, profile: Profile, values=("mia_boundary_auc", "mia_loss_auc"),
