@@ -225,8 +225,9 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         # + 2,000 soft, 2 epochs (the victims' 1-2) -> 11,000 images per model; sum of 1/throughput over the 13
         # models ~0.049 s -> ~540 core-s, + victim queries, thief evaluation on 2,000 test images and one spawned
         # process per thief (~3 s each) ~360 core-s -> ~7.5 min on 2 workers. Membership (5 + 5 models):
-        # HopSkipJump on 20 + 20 images, ~720 queries each -> ~29k forward passes per model, ~300 core-s in all,
-        # + 3,000 forward passes per model for the score-based attacks -> ~3 min on 2 workers.
+        # HopSkipJump on 20 + 20 images, ~710 queries each (measured) -> ~29k forward passes per model; measured
+        # ~1.2-1.7 s per image on DARTS C=8 (1 thread, batch of 12-40 images) -> ~50-70 s per NAS model, ~390 core-s
+        # in all, + 3,000 forward passes per model for the score-based attacks -> ~3.5 min on 2 workers.
         extraction_models=("snas_mild", "darts", "pdarts", "pc_darts", "sgas", "vgg13_bn", "resnet18", "dla34",
                            "resnext50_32x4d", "densenet121", "diy_deep", "diy_noskip", "diy_deep_noskip"),
         extraction_budgets=(500, 1000, 2000), extraction_soft_budgets=(2000,), thief_epochs=2,
