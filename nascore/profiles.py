@@ -82,6 +82,17 @@ class Profile:
     sloth_uap_passes: int = 100  # DeepFool-UAP passes over them at most
     sloth_latency_images: int = 1_000  # batch-1 wall-clock timing, clean and attacked
     sloth_bootstrap: int = 10_000  # bootstrap resamples over test images
+    # Chapters 7–8: extraction and membership (automl protocol §4.4, §4.5)
+    extraction_models: tuple[str, ...] | None = None  # victims (and same-architecture thieves); None = all models
+    extraction_budgets: tuple[int, ...] = (1000, 2000, 4000, 8000, 16000)  # queries Q per thief (hard labels)
+    extraction_soft_budgets: tuple[int, ...] | None = None  # budgets also run with soft labels; None = all
+    thief_epochs: int = 25  # the artifact's KnockoffNets nb_epochs
+    extraction_test_images: int | None = None  # test images scoring H(p_victim, q_thief); None = all 10,000
+    membership_models: tuple[str, ...] | None = None  # None = the NAS and manual models
+    mia_samples: int = 50  # HopSkipJump: members = confidence-matched non-members (the artifact: 50 + 50)
+    mia_score_samples: int = 5000  # score-based attacks: random members = random non-members
+    mia_pool_images: int | None = None  # test images screened for non-members; None = all 10,000
+    mia_reference_models: int = 0  # offline-LiRA reference models per architecture (0 = LiRA off)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -218,6 +229,10 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         sdn_ic_epochs=2, sdn_ic_reuse=2, sloth_images=6, sloth_extra_images=2, sloth_iteration_scale=0.02,
         sloth_universal_images=10, sloth_class_images=1, sloth_uap_images=2, sloth_uap_passes=1,
         sloth_latency_images=4, sloth_bootstrap=200,
+        extraction_models=("darts", "pc_darts", "resnet18", "vgg13_bn", "diy_deep"),
+        extraction_budgets=(25, 50, 100), extraction_soft_budgets=(100,), thief_epochs=1, extraction_test_images=100,
+        membership_models=("darts", "pc_darts", "resnet18", "vgg13_bn"),
+        mia_samples=4, mia_score_samples=20, mia_pool_images=100, mia_reference_models=2,
     ),
     "quick": Profile(
         name="quick",
@@ -265,6 +280,25 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         sloth_images=200, sloth_extra_images=25, sloth_iteration_scale=0.04, sloth_universal_images=250,
         sloth_class_images=25, sloth_uap_images=50, sloth_uap_passes=2, sloth_latency_images=100,
         sloth_bootstrap=10_000,
+        # Chapters 7–8 together <= 15 min on 2 cores, sized for the quick-v2 zoo (victims trained on all 50,000
+        # images). Throughputs, 1 thread: training DARTS-type C=8/5 cells ~240 img/s (mitigations ~215),
+        # VGG-13 ~2,260, ResNet-18 ~1,000, DLA-34 ~490, ResNeXt-50 ~205, DenseNet-121 ~190 (width 1/8); inference
+        # DARTS ~850, ResNet-18 ~3,600, DenseNet ~545 img/s. Models: the five 4-node NAS cells with the fewest
+        # parameters (SNAS, DARTS, PDARTS, PC-DARTS, SGAS), the five manual models with a paper Fig. 9 value that
+        # train fastest (WRN-50-2 and BiT left out), and the three mitigations. Thieves: Q = 500/1,000/2,000 hard
+        # + 2,000 soft, 2 epochs (the victims' 1-2) -> 11,000 images per model; sum of 1/throughput over the 13
+        # models ~0.049 s -> ~540 core-s, + victim queries, thief evaluation on 2,000 test images and one spawned
+        # process per thief (~3 s each) ~360 core-s -> ~7.5 min on 2 workers. Membership (5 + 5 models):
+        # HopSkipJump on 20 + 20 images, ~710 queries each (measured) -> ~29k forward passes per model; measured
+        # ~1.2-1.7 s per image on DARTS C=8 (1 thread, batch of 12-40 images) -> ~50-70 s per NAS model, ~390 core-s
+        # in all, + 3,000 forward passes per model for the score-based attacks -> ~3.5 min on 2 workers.
+        extraction_models=("snas_mild", "darts", "pdarts", "pc_darts", "sgas", "vgg13_bn", "resnet18", "dla34",
+                           "resnext50_32x4d", "densenet121", "diy_deep", "diy_noskip", "diy_deep_noskip"),
+        extraction_budgets=(500, 1000, 2000), extraction_soft_budgets=(2000,), thief_epochs=2,
+        extraction_test_images=2000,
+        membership_models=("snas_mild", "darts", "pdarts", "pc_darts", "sgas", "vgg13_bn", "resnet18", "dla34",
+                           "resnext50_32x4d", "densenet121"),
+        mia_samples=20, mia_score_samples=1000, mia_pool_images=2000, mia_reference_models=0,
     ),
     "paper": Profile(
         name="paper",
@@ -278,6 +312,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         chapter_minutes=MappingProxyType({}),
         # Chapter 9 (DeepSloth): the protocol's settings (full width; per-sample attacks on the whole test set)
         sdn_scale=MappingProxyType({n: {"width": 1.0} for n in SDN_NAMES}),
+        # Offline LiRA would need reference models per architecture (17 x R more 200-epoch trainings): off.
+        mia_reference_models=0,
     ),
 })
 

@@ -42,6 +42,10 @@ Attacks
   :class:`DeepSloth` (per-sample ℓ∞/ℓ2/ℓ1), :class:`UniversalDeepSloth` and :func:`class_universal`
   (:mod:`.slowdown`, :mod:`.slowdown_universal`); the accuracy baselines :class:`ExitPGD` (PGD-20,
   PGD-avg, PGD-max) and :class:`DeepFoolUAP`. Labels are ignored where the attack uses none.
+* :mod:`.extraction` — Knockoff Nets model extraction (Orekondy et al., 2019): the thief as a zoo
+  :class:`ThiefVariant`, hard or soft labels, :func:`extraction_metrics`.
+* :mod:`.membership` — membership inference: the label-only :class:`HopSkipJump` boundary
+  distance (Chen et al., 2020) batched across samples, score-based attacks, ROC metrics.
 
 Modules: :mod:`~nascore.attacks.base` (the loop), :mod:`~nascore.attacks.rules` (objectives and
 success rules), :mod:`~nascore.attacks.geometry` (projections, steps), :mod:`~nascore.attacks.result`
@@ -61,6 +65,8 @@ from .deepfool_uap import DeepFoolUAP, deepfool
 from .multiexit_pgd import PGD_MODES, ExitPGD, exit_cross_entropy
 from .slowdown import SLOWDOWN_NORMS, DeepSloth, ic_confidence, sloth_loss
 from .slowdown_universal import UniversalDeepSloth, UniversalPerturbation, class_universal
+from .extraction import MODES as EXTRACTION_MODES, ThiefVariant, extraction_metrics
+from .membership import BoundaryResult, HopSkipJump, artifact_hopskipjump
 
 __all__ = [
     "NORMS", "TARGET_MODES",
@@ -72,3 +78,5 @@ __all__ = [
     "SLOWDOWN_NORMS", "PGD_MODES", "DeepSloth", "UniversalDeepSloth", "UniversalPerturbation", "class_universal",
     "ExitPGD", "DeepFoolUAP", "deepfool", "sloth_loss", "ic_confidence", "exit_cross_entropy",
 ]
+__all__ += ["EXTRACTION_MODES", "ThiefVariant", "extraction_metrics", "HopSkipJump", "BoundaryResult",
+            "artifact_hopskipjump"]
