@@ -52,7 +52,7 @@ from .train import BatchTransform, CorruptCheckpointError, Recipe, default_devic
 CACHE_VERSION = 2
 _PROFILE_DATA_KNOBS = ("train_per_class", "test_per_class", "subset_seed")
 
-__all__ = ["CorruptCheckpointError", "TrainedModel", "TrainingInputs", "Variant", "ModelConfig", "get", "cached",
+__all__ = ["CorruptCheckpointError", "TrainedModel", "TrainingInputs", "Variant", "ModelConfig", "get", "load", "cached",
            "train_many", "resolve", "is_cached", "paths", "splits", "dataset", "cache_dir"]
 
 
@@ -307,6 +307,28 @@ def get(name: str, profile: str | Profile | None = None, seed: int = 0, device: 
                                          data_arrays_sha256=data.provenance.get("arrays_sha256")),
     }
     return _finish(model.to(memory_format=torch.channels_last), p, record, device)
+
+
+def load(name: str, key: str, device: torch.device | str | None = None) -> TrainedModel:
+    """A finished zoo model by its cache key (integrity-checked, weights-only), in eval mode.
+
+    For code that names a model by its key rather than its config — e.g. the victim a
+    model-extraction thief queries, whose key is part of the thief's own key. Raises
+    ``FileNotFoundError`` if no such model was trained, :class:`CorruptCheckpointError` if the
+    sidecar does not hash to ``key``.
+    """
+    p = paths(name, key)
+    if not p["sidecar"].is_file():
+        raise FileNotFoundError(f"no finished model {name!r} with key {key} in {cache_dir()}: train it first "
+                                "(nascore.zoo.get / train_many)")
+    record = _read_sidecar(p)
+    config = ModelConfig(**record["config"])
+    if config.key() != key or config.name != name:
+        raise CorruptCheckpointError(f"{p['sidecar']}: its config hashes to {config.key()}, not {key}")
+    model = build(name, num_classes=config.num_classes, **{k: v for k, v in config.build.items() if k != "genotype"})
+    _load_weights(model, p, record)
+    device = torch.device(device) if device is not None else default_device()
+    return TrainedModel(model.to(device).to(memory_format=torch.channels_last).eval(), record)
 
 
 @torch.inference_mode()

@@ -126,7 +126,7 @@ def test_thief_variant_trains_a_cached_zoo_thief_in_both_modes(synthetic_cifar, 
               for m in MODES}
     assert torch.equal(inputs["hard"].train_x, inputs["soft"].train_x) and inputs["hard"].frozen.all()
     assert torch.equal(inputs["soft"].train_y.argmax(1), inputs["hard"].train_y)
-    with pytest.raises(FileNotFoundError, match="train the victim first"):
+    with pytest.raises(FileNotFoundError, match="no finished model .*train it first"):
         load_cached_model("darts", "0" * 16)
 
 

@@ -134,27 +134,10 @@ def extraction_metrics(victim_probs: torch.Tensor, thief_log_probs: torch.Tensor
 
 
 def load_cached_model(name: str, key: str, device: torch.device | str | None = None) -> nn.Module:
-    """A finished zoo model by its cache key (integrity-checked, weights-only), in eval mode.
-
-    The victim a thief queries is named by its key in the thief's cache key, so the thief's
-    training process loads exactly that model, whatever profile object the caller used.
-    """
+    """The trained victim a thief queries, by its cache key (``nascore.zoo.load``), in eval mode."""
     from .. import zoo
-    from ..models import build
-    from ..train import default_device
 
-    p = zoo.paths(name, key)
-    if not p["sidecar"].is_file():
-        raise FileNotFoundError(f"no finished model {name!r} with key {key} in {zoo.cache_dir()}: train the victim "
-                                "first (nascore.zoo.get / train_many)")
-    record = zoo._read_sidecar(p)
-    config = zoo.ModelConfig(**record["config"])
-    if config.key() != key or config.name != name:
-        raise zoo.CorruptCheckpointError(f"{p['sidecar']}: its config hashes to {config.key()}, not {key}")
-    model = build(name, num_classes=config.num_classes, **{k: v for k, v in config.build.items() if k != "genotype"})
-    zoo._load_weights(model, p, record)
-    device = torch.device(device) if device is not None else default_device()
-    return model.to(device).eval()
+    return zoo.load(name, key, device).model
 
 
 @dataclass(frozen=True)
