@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from .. import zoo
+from ..parallel import map_in_workers
 from ..attacks import DeepFoolUAP, DeepSloth, ExitPGD, UniversalDeepSloth, attack_batches, class_universal
 from ..multiexit import (RAD_BUDGETS, choose_threshold, cost_fractions, eec_curve, exit_accuracies, exit_indices,
                          exit_record, latency_summary, measure_latency, per_sample_efficacy, threshold_table,
@@ -171,13 +172,7 @@ def evaluate(P: Profile, seed: int = 0, workers: int | None = None, data=None) -
     workers = zoo.default_workers() if workers is None else int(workers)
     names = list(P.sdn_models)
     if workers > 1 and data is None and zoo.default_device().type == "cpu" and len(names) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(workers, len(names)), mp_context=mp.get_context("spawn"),
-                                 max_tasks_per_child=1) as pool:
-            futures = {n: pool.submit(_worker, n, P.to_dict(), seed) for n in names}
-            parts = [futures[n].result() for n in names]
+        parts = map_in_workers(_worker, [(n, P.to_dict(), seed) for n in names], workers=workers)
     else:
         parts = [evaluate_backbone(n, P, seed, data=data) for n in names]
     out = {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0] if k != "latency_inputs"}

@@ -27,7 +27,7 @@ from ..attacks.extraction import (MODES, THIEF_RECIPE, ThiefVariant, check_budge
 from ..models import family
 from ..profiles import Profile
 from ..report import compare_paired
-from .workers import map_in_workers
+from ..parallel import map_in_workers
 
 BASELINE = "darts"
 EVAL_SEED = 77  # which test images score the thieves (the same for every model)

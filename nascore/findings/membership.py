@@ -35,7 +35,7 @@ from ..attacks.membership.reference import HoldOutVariant
 from ..models import family
 from ..models.base import eval_mode
 from ..profiles import Profile
-from .workers import map_in_workers
+from ..parallel import map_in_workers
 
 SCORE_SEED = 31  # which training images are the score-based members (and the LiRA references' held-out set)
 POOL_SEED = 32  # the order of the test images screened for non-members

@@ -1,6 +1,6 @@
-"""Run independent per-model jobs of a chapter in parallel single-threaded worker processes.
+"""Run independent per-model jobs in parallel single-threaded worker processes.
 
-The same layout as :func:`nascore.zoo.train_many` (measured there: two single-threaded processes
+Used by :func:`nascore.zoo.train_many` and the chapters (measured: two single-threaded processes
 give 1.7–1.9× the throughput of one two-threaded process for the small quick-scale networks):
 on the CPU, ``workers`` spawned processes with one thread each, each replaced after
 ``tasks_per_process`` jobs so that memory is returned. On CUDA, or with ``workers=1``, the jobs run
@@ -9,13 +9,24 @@ in this process. Starting a process costs seconds (importing torch: measured 3�
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Sequence
 
 import torch
 
-from ..train import default_device
-from ..zoo import default_workers
+from .train import default_device
+
+
+def default_workers(device: torch.device | str | None = None) -> int:
+    """Worker processes: one per core on CPU (each single-threaded), 1 on CUDA.
+
+    Measured on 2 cores (README, "Measured performance"): two single-threaded trainings run at
+    ~1.7× (DARTS C=8) to ~1.9× (ResNet-18 ×1/8) the combined throughput of one two-threaded
+    training, because small networks use a second thread poorly.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    return 1 if device.type == "cuda" else max(1, os.cpu_count() or 1)
 
 
 def _one_thread(fn: Callable, args: tuple) -> Any:
