@@ -46,13 +46,14 @@ from .data import CIFAR10, balanced_subset, load_cifar10, sha256_file
 from .fingerprint import code_fingerprint, normalise
 from .io import atomic_write, atomic_write_json
 from .models import build, build_arguments, family, scale_knobs
+from .parallel import default_workers, map_in_workers
 from .profiles import Profile, get_profile
 from .train import BatchTransform, CorruptCheckpointError, Recipe, default_device, load_state, train
 
 CACHE_VERSION = 2
 _PROFILE_DATA_KNOBS = ("train_per_class", "test_per_class", "subset_seed")
 
-__all__ = ["CorruptCheckpointError", "TrainedModel", "TrainingInputs", "Variant", "ModelConfig", "get", "cached",
+__all__ = ["CorruptCheckpointError", "TrainedModel", "TrainingInputs", "Variant", "ModelConfig", "get", "load", "cached",
            "train_many", "resolve", "is_cached", "paths", "splits", "dataset", "cache_dir"]
 
 
@@ -300,12 +301,35 @@ def get(name: str, profile: str | Profile | None = None, seed: int = 0, device: 
                     "prediction_counts": _prediction_counts(model, test_x, device, recipe),
                     "params": sum(t.numel() for t in model.parameters()),
                     "train_seconds": sum(h["train_seconds"] for h in history),
+                    "train_cpu_seconds": sum(h["train_cpu_seconds"] for h in history),
                     "wall_seconds_this_run": wall, "n_train": len(inputs.train_y), "n_test": len(test_y)},
         "provenance": provenance.collect(device, profile=prof.name, seed=config.seed,
                                          data_source=data.provenance.get("label"),
                                          data_arrays_sha256=data.provenance.get("arrays_sha256")),
     }
     return _finish(model.to(memory_format=torch.channels_last), p, record, device)
+
+
+def load(name: str, key: str, device: torch.device | str | None = None) -> TrainedModel:
+    """A finished zoo model by its cache key (integrity-checked, weights-only), in eval mode.
+
+    For code that names a model by its key rather than its config — e.g. the victim a
+    model-extraction thief queries, whose key is part of the thief's own key. Raises
+    ``FileNotFoundError`` if no such model was trained, :class:`CorruptCheckpointError` if the
+    sidecar does not hash to ``key``.
+    """
+    p = paths(name, key)
+    if not p["sidecar"].is_file():
+        raise FileNotFoundError(f"no finished model {name!r} with key {key} in {cache_dir()}: train it first "
+                                "(nascore.zoo.get / train_many)")
+    record = _read_sidecar(p)
+    config = ModelConfig(**record["config"])
+    if config.key() != key or config.name != name:
+        raise CorruptCheckpointError(f"{p['sidecar']}: its config hashes to {config.key()}, not {key}")
+    model = build(name, num_classes=config.num_classes, **{k: v for k, v in config.build.items() if k != "genotype"})
+    _load_weights(model, p, record)
+    device = torch.device(device) if device is not None else default_device()
+    return TrainedModel(model.to(device).to(memory_format=torch.channels_last).eval(), record)
 
 
 @torch.inference_mode()
@@ -335,17 +359,6 @@ def _train_in_worker(name: str, profile_fields: dict, seed: int, variant: Varian
     return {"model": name, "seed": seed, "test_acc": tm.record["metrics"]["test_acc"]}
 
 
-def default_workers(device: torch.device | str | None = None) -> int:
-    """Processes for :func:`train_many`: one per core on CPU (each single-threaded), 1 on CUDA.
-
-    Measured on 2 cores (README, "Measured performance"): two single-threaded trainings run at
-    ~1.7× (DARTS C=8) to ~1.9× (ResNet-18 ×1/8) the combined throughput of one two-threaded
-    training, because small networks use a second thread poorly.
-    """
-    device = torch.device(device) if device is not None else default_device()
-    return 1 if device.type == "cuda" else max(1, os.cpu_count() or 1)
-
-
 def train_many(names, profile: str | Profile | None = None, seeds=(0,), workers: int | None = None,
                progress: bool = True, variant: Variant | None = None,
                **overrides) -> dict[tuple[str, int], TrainedModel]:
@@ -366,23 +379,17 @@ def train_many(names, profile: str | Profile | None = None, seeds=(0,), workers:
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     missing = [(n, s) for n, s in jobs if not is_cached(n, prof, s, variant=variant, **overrides)]
-    if missing and workers > 1 and default_device().type == "cpu":
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        t0 = time.perf_counter()
-        # One fresh process per model (max_tasks_per_child=1): memory is returned after every model
-        # instead of accumulating allocator fragmentation across models.
-        # Slowest models first, so the two workers finish together.
+    if missing and workers > 1 and default_device().type == "cpu":  # else: trained in this process below
+        # Slowest models first, so the workers finish together; one fresh process per model returns
+        # its memory after every model instead of accumulating allocator fragmentation.
         missing.sort(key=lambda job: _relative_cost(job[0]), reverse=True)
-        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=mp.get_context("spawn"),
-                                 max_tasks_per_child=1) as pool:
-            futures = [pool.submit(_train_in_worker, n, prof.to_dict(), s, variant, overrides) for n, s in missing]
-            for fut in as_completed(futures):
-                r = fut.result()
-                if progress:
-                    print(f"trained {r['model']:>16} seed {r['seed']}: test acc {r['test_acc']:.3f} "
-                          f"({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+
+        def report(r, elapsed):
+            if progress:
+                print(f"trained {r['model']:>16} seed {r['seed']}: test acc {r['test_acc']:.3f} ({elapsed:.0f} s elapsed)",
+                      flush=True)
+        map_in_workers(_train_in_worker, [(n, prof.to_dict(), s, variant, overrides) for n, s in missing],
+                       workers=workers, progress=report)
     return {(n, s): get(n, prof, seed=s, progress=progress, variant=variant, **overrides) for n, s in jobs}
 
 

@@ -107,5 +107,5 @@ def test_chapter_knobs_fail_before_compute():
         poisoning.check(get_profile("smoke", poison_rates=[0.4, 1.0]))
     p = get_profile("smoke", poison_models=["darts", "resnet18"], poison_rates=[0.2])
     assert poisoning.check(p) == ("darts", "resnet18")
-    assert poisoning.overrides(get_profile("paper")) == {"epochs": 50}  # protocol: 50 epochs from scratch
+    assert poisoning.overrides(get_profile("paper")) == {"epochs": 50, "eval_points": 0}  # protocol: 50 epochs
     assert poisoning.overrides(get_profile("smoke")) == {}  # 0 % reference = the clean zoo model

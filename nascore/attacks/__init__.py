@@ -42,6 +42,14 @@ Attacks
   (:mod:`nascore.attacks.poisoning`).
 * :class:`BadNet`, :class:`TrojanNN`, :class:`LatentBackdoor`, :class:`IMC` — backdoors injected by
   fine-tuning (:mod:`nascore.attacks.backdoor`).
+* DeepSloth (Hong et al., ICLR 2021) against multi-exit networks (:mod:`nascore.multiexit`):
+  :class:`DeepSloth` (per-sample ℓ∞/ℓ2/ℓ1), :class:`UniversalDeepSloth` and :func:`class_universal`
+  (:mod:`.slowdown`, :mod:`.slowdown_universal`); the accuracy baselines :class:`ExitPGD` (PGD-20,
+  PGD-avg, PGD-max) and :class:`DeepFoolUAP`. Labels are ignored where the attack uses none.
+* :mod:`.extraction` — Knockoff Nets model extraction (Orekondy et al., 2019): the thief as a zoo
+  :class:`ThiefVariant`, hard or soft labels, :func:`extraction_metrics`.
+* :mod:`.membership` — membership inference: the label-only :class:`HopSkipJump` boundary
+  distance (Chen et al., 2020) batched across samples, score-based attacks, ROC metrics.
 
 Modules: :mod:`~nascore.attacks.base` (the loop), :mod:`~nascore.attacks.rules` (objectives and
 success rules), :mod:`~nascore.attacks.geometry` (projections, steps), :mod:`~nascore.attacks.result`
@@ -58,6 +66,13 @@ from .result import AttackResult, asr, asr_at_budget, mean_iterations
 from .rules import confident_target, cross_entropy, hits_target, misclassified, never
 from .poisoning import RandomLabelPoison
 from .backdoor import IMC, Backdoor, BadNet, LatentBackdoor, TrojanNN, make_attack
+# DeepSloth (Hong et al., ICLR 2021): slowdown attacks on multi-exit networks and their baselines
+from .deepfool_uap import DeepFoolUAP, deepfool
+from .multiexit_pgd import PGD_MODES, ExitPGD, exit_cross_entropy
+from .slowdown import SLOWDOWN_NORMS, DeepSloth, ic_confidence, sloth_loss
+from .slowdown_universal import UniversalDeepSloth, UniversalPerturbation, class_universal
+from .extraction import MODES as EXTRACTION_MODES, ThiefVariant, extraction_metrics
+from .membership import BoundaryResult, HopSkipJump, artifact_hopskipjump
 
 __all__ = [
     "NORMS", "TARGET_MODES",
@@ -67,4 +82,8 @@ __all__ = [
     "cross_entropy", "misclassified", "hits_target", "confident_target", "never",
     "eval_mode", "project", "project_linf", "project_l2", "random_start", "step_direction",
     "RandomLabelPoison", "Backdoor", "BadNet", "TrojanNN", "LatentBackdoor", "IMC", "make_attack",
+    "SLOWDOWN_NORMS", "PGD_MODES", "DeepSloth", "UniversalDeepSloth", "UniversalPerturbation", "class_universal",
+    "ExitPGD", "DeepFoolUAP", "deepfool", "sloth_loss", "ic_confidence", "exit_cross_entropy",
 ]
+__all__ += ["EXTRACTION_MODES", "ThiefVariant", "extraction_metrics", "HopSkipJump", "BoundaryResult",
+            "artifact_hopskipjump"]

@@ -54,10 +54,13 @@ def check(profile: Profile) -> tuple[str, ...]:
 
 
 def overrides(profile: Profile) -> dict:
-    """Zoo overrides of the poisoning recipe. Empty: the 0 % reference is the clean zoo model itself."""
+    """Zoo overrides of the poisoning recipe. Empty: the 0 % reference is the clean zoo model itself.
+    Otherwise the 0 % reference is trained alike, without the within-run accuracy curve (``eval_points``
+    0: it does not change the weights, and this chapter reads only the per-epoch accuracy)."""
     knobs = {"epochs": profile.poison_epochs, "train_per_class": profile.poison_train_per_class,
              "test_per_class": profile.poison_test_per_class}
-    return {k: v for k, v in knobs.items() if v is not None}
+    knobs = {k: v for k, v in knobs.items() if v is not None}
+    return {**knobs, "eval_points": 0} if knobs else knobs
 
 
 def variant(profile: Profile, rate: float) -> RandomLabelPoison:
