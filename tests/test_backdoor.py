@@ -223,7 +223,8 @@ def learnable(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NASCORE_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.setattr(zoo, "dataset", lambda source="auto": data)
-        prof = get_profile("smoke", train_per_class=100, test_per_class=20, epochs=6)
+        # The protocol's training recipe (Recipe defaults), independent of the smoke profile's own.
+        prof = get_profile("smoke", train_per_class=100, test_per_class=20, epochs=6, recipe={})
         yield prof, zoo.get("resnet18", prof, device="cpu", progress=False)
     torch.set_num_threads(threads)
 

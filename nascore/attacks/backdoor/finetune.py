@@ -305,8 +305,7 @@ def _is_cached(job: InjectionJob, profile, device, data=None) -> bool:
 def _inject_in_worker(job: InjectionJob, profile_fields: dict) -> dict:
     from ...profiles import Profile
 
-    torch.set_num_threads(1)
-    tm = inject(job, Profile(**profile_fields), device="cpu")
+    tm = inject(job, Profile(**profile_fields))
     sel = tm.record["metrics"]["selected"]
     return {"attack": job.attack.name, "model": job.model, "asr": sel["asr"], "cad": sel["cad"],
             "seconds": tm.record["metrics"]["seconds"]}
@@ -323,13 +322,17 @@ def _job_cost(job: InjectionJob) -> float:
     return model * _ATTACK_COST.get(job.attack.name, 1.0) * job.epochs * (job.train_images or 50_000)
 
 
-def inject_many(jobs, profile=None, workers: int | None = None, progress: bool = True, data=None) -> dict:
-    """Run :func:`inject` for every job (missing ones in parallel single-threaded processes on CPU, slowest
-    first, one fresh process per job like ``zoo.train_many``), then load all; ``{job: TrainedModel}``.
+def inject_many(jobs, profile=None, workers: int | None = None, progress: bool = True, data=None,
+                tasks_per_process: int = 5) -> dict:
+    """Run :func:`inject` for every job, then load all; ``{job: TrainedModel}``.
 
-    Every job is validated (model names, attack parameters, profile) before any compute.
+    Missing jobs run through :func:`nascore.parallel.map_in_workers` (single-threaded worker processes on
+    CPU, slowest first; the short fine-tuning jobs share a process ``tasks_per_process`` at a time). With
+    ``data`` given (tests) they run in this process. Every job is validated (model names, attack
+    parameters, profile) before any compute.
     """
     from ... import zoo
+    from ...parallel import map_in_workers
     from ...profiles import get_profile
 
     prof = get_profile(profile)
@@ -338,23 +341,15 @@ def inject_many(jobs, profile=None, workers: int | None = None, progress: bool =
         if not isinstance(job, InjectionJob):
             raise TypeError(f"expected InjectionJob, got {type(job).__name__}")
         zoo.resolve(job.model, prof, job.seed, data)  # raises on bad input before any compute
-    workers = zoo.default_workers() if workers is None else int(workers)
-    if workers < 1:
+    if workers is not None and int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     device = default_device()
-    missing = [j for j in jobs if not _is_cached(j, prof, device, data)]
-    if missing and workers > 1 and device.type == "cpu" and data is None:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+    missing = sorted((j for j in jobs if not _is_cached(j, prof, device, data)), key=_job_cost, reverse=True)
+    if missing and data is None:
+        def report(r, elapsed):
+            print(f"injected {r['attack']:>8} into {r['model']:>16}: ASR {r['asr']:5.1f} %, "
+                  f"CAD {r['cad']:+5.1f} pp ({elapsed:.0f} s elapsed)", flush=True)
 
-        t0 = time.perf_counter()
-        missing.sort(key=_job_cost, reverse=True)
-        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=mp.get_context("spawn"),
-                                 max_tasks_per_child=1) as pool:
-            futures = [pool.submit(_inject_in_worker, j, prof.to_dict()) for j in missing]
-            for fut in as_completed(futures):
-                r = fut.result()
-                if progress:
-                    print(f"injected {r['attack']:>8} into {r['model']:>16}: ASR {r['asr']:5.1f} %, "
-                          f"CAD {r['cad']:+5.1f} pp ({time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+        map_in_workers(_inject_in_worker, [(j, prof.to_dict()) for j in missing], workers,
+                       report if progress else None, tasks_per_process)
     return {j: inject(j, prof, data=data) for j in jobs}
