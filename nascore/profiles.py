@@ -275,7 +275,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         gv_images=128, hessian_images=64, hessian_iters=8, trace_samples=6, contour_grid=21, contour_images=4,
         # Chapters 5–6 (≤ 20 min together on 2 cores), sized from single-thread training throughput (issue 8 probe:
         # darts C=8/5 cells 239 img/s, resnet18 ×1/8 1,033, densenet121 186; other models by their relative cost in
-        # the quick-v1 zoo table), 2 worker processes (a poisoned model per process, backdoor jobs 5 per process):
+        # the quick-v1 zoo table), 2 worker processes, one fresh process per job (~1.5 s CPU to start):
         # * poisoning: the 5 cheapest NAS cells and 5 cheapest manual models with a Fig. 6 value (VGG has none but
         #   is the cheapest) + the 3 mitigations, 40 % only; the 0 % reference and the 40 % model both trained from
         #   scratch by the quick recipe on 600 images/class for 1 epoch (6,000 images, 47 steps of 128; no

@@ -323,13 +323,15 @@ def _job_cost(job: InjectionJob) -> float:
 
 
 def inject_many(jobs, profile=None, workers: int | None = None, progress: bool = True, data=None,
-                tasks_per_process: int = 5) -> dict:
+                tasks_per_process: int = 1) -> dict:
     """Run :func:`inject` for every job, then load all; ``{job: TrainedModel}``.
 
     Missing jobs run through :func:`nascore.parallel.map_in_workers` (single-threaded worker processes on
-    CPU, slowest first; the short fine-tuning jobs share a process ``tasks_per_process`` at a time). With
-    ``data`` given (tests) they run in this process. Every job is validated (model names, attack
-    parameters, profile) before any compute.
+    CPU, slowest first, ``tasks_per_process`` jobs per process). Keep it at 1 on Python < 3.12: there,
+    ``ProcessPoolExecutor(max_tasks_per_child > 1)`` stops replacing retired workers and hangs (CPython
+    gh-115634; reproduced here with 10 jobs, 2 workers, 3 tasks per process). With ``data`` given (tests)
+    the jobs run in this process. Every job is validated (model names, attack parameters, profile) before
+    any compute.
     """
     from ... import zoo
     from ...parallel import map_in_workers
