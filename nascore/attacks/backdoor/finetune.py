@@ -311,6 +311,8 @@ def _inject_in_worker(job: InjectionJob, profile_fields: dict) -> dict:
             "seconds": tm.record["metrics"]["seconds"]}
 
 
+#: Jobs that fine-tune on fewer images than this in all (epochs × images; seconds of work) run in-process.
+SMALL_JOB = 1000
 _SLOW = {"densenet121": 5.0, "nasnet": 1.5, "amoebanet": 1.5, "enas": 1.4, "bit_r50x1": 1.3}
 _ATTACK_COST = {"badnet": 1.0, "trojannn": 1.0, "latent": 2.0, "imc": 3.0}
 
@@ -352,6 +354,8 @@ def inject_many(jobs, profile=None, workers: int | None = None, progress: bool =
             print(f"injected {r['attack']:>8} into {r['model']:>16}: ASR {r['asr']:5.1f} %, "
                   f"CAD {r['cad']:+5.1f} pp ({elapsed:.0f} s elapsed)", flush=True)
 
-        map_in_workers(_inject_in_worker, [(j, prof.to_dict()) for j in missing], workers,
+        # Jobs of a few seconds (smoke scale) cost less than starting a process for each: run them here.
+        small = all(j.epochs * (j.train_images or 50_000) < SMALL_JOB for j in missing)
+        map_in_workers(_inject_in_worker, [(j, prof.to_dict()) for j in missing], 1 if small else workers,
                        report if progress else None, tasks_per_process)
     return {j: inject(j, prof, data=data) for j in jobs}
