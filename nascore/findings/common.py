@@ -93,11 +93,12 @@ def fmt_number(value, decimals: int = 1, signed: bool = False) -> str:
 
 
 def show_table(df: pd.DataFrame, columns: Mapping[str, str] | None = None, caption: str = "",
-               decimals: Mapping[str, int] | int = 1):
+               decimals: Mapping[str, int] | int = 1, nowrap_first: bool = True):
     """A table for the page: readable headers (``columns``: old name → header with units, in
     order; other columns are dropped), fixed decimals for float columns (one number, or per
-    *original* column name; default 1), "—" for missing values, no index, a caption above.
-    Returns a pandas ``Styler``."""
+    *original* column name; default 1), "—" for missing values, no index, a caption above; the
+    first column (model names) is not wrapped unless ``nowrap_first=False``. Returns a pandas
+    ``Styler``."""
     out = df if columns is None else df[list(columns)].rename(columns=dict(columns))
     out = out.reset_index(drop=True)
     names = list(columns) if columns is not None else list(out.columns)
@@ -109,7 +110,8 @@ def show_table(df: pd.DataFrame, columns: Mapping[str, str] | None = None, capti
     sty = out.style.hide(axis="index").format(fmt, na_rep=MISSING)
     if caption:
         sty = sty.set_caption(caption)
-    return sty.set_table_styles(_TABLE_CSS, overwrite=False)
+    first = [{"selector": "td.col0", "props": "white-space: nowrap;"}] if nowrap_first else []
+    return sty.set_table_styles(_TABLE_CSS + first, overwrite=False)
 
 
 _TABLE_CSS = [{"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: 600;"},
@@ -149,8 +151,8 @@ def verdicts_view(verdicts: pd.DataFrame, caption: str = ""):
     sty = out.style.hide(axis="index").format(na_rep=MISSING)
     if caption:
         sty = sty.set_caption(caption)
-    return sty.set_table_styles(_TABLE_CSS + [{"selector": "td, th", "props": "font-size: 0.85em; padding: 0.2em 0.4em;"}],
-                                overwrite=False)
+    compact = {"selector": "td, th", "props": "font-size: 0.85em; padding: 0.2em 0.4em;"}
+    return sty.set_table_styles(_TABLE_CSS + [compact], overwrite=False)
 
 
 # --------------------------------------------------------------------------- figures

@@ -37,7 +37,8 @@ BASELINE = "darts"
 EVASION_CLAIM = "mitigation.evasion_manual_like"
 GV_CLAIM = "mitigation.grad_var_manual_like"
 #: Chapter 2's per-image outcomes compared per pair: (statistic, rule, outcome column).
-PAIRED_STATISTICS = (("pgd_asr", "artifact", "success_any_step"), ("pgd_asr_last_step", "artifact", "success_last_step"),
+PAIRED_STATISTICS = (("pgd_asr", "artifact", "success_any_step"),
+                     ("pgd_asr_last_step", "artifact", "success_last_step"),
                      ("pgd_asr_argmax", "argmax", "success_any_step"))
 
 
