@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .models import MANUAL_NAMES, STUDY_NAS, family, names
+from .models import MANUAL_NAMES, SDN_NAMES, STUDY_NAS, family, names
 from .models.genotypes import MITIGATION_ARCHS
 
 
@@ -66,6 +66,33 @@ class Profile:
     contour_images: int = 20
     # Minutes each chapter may take at this profile (the book's budget, measured in README)
     chapter_minutes: Mapping[str, float] = field(default_factory=dict)
+    # Chapter 9: DeepSloth (protocol deepsloth.md). Defaults are the protocol's; image counts are test
+    # images per backbone, the first ones of the profile's test subset.
+    sdn_models: tuple[str, ...] = SDN_NAMES
+    sdn_scale: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # backbone -> scale knobs
+    sdn_ic_epochs: int = 25  # IC-only training passes over the training set (lr x0.1 at 60 %)
+    sdn_ic_reuse: int = 1  # passes per augmentation draw whose pooled features are computed once
+    sdn_ic_train_images: int | None = None  # class-balanced IC-training subset; None = the backbone's training set
+    sloth_images: int = 10_000  # per-sample DeepSloth L-inf, PGD-20 and the universal attacks
+    sloth_extra_images: int = 10_000  # per-sample L2 / L1 DeepSloth, PGD-avg, PGD-max (exploratory)
+    sloth_iteration_scale: float = 1.0  # fraction of the protocol's iterations of the L2/L1 attacks
+    sloth_universal_images: int = 250  # crafting set of the universal attacks: first training images
+    sloth_class_images: int = 250  # class-universal: crafting training images per class
+    sloth_uap_images: int = 100  # DeepFool-UAP crafting images
+    sloth_uap_passes: int = 100  # DeepFool-UAP passes over them at most
+    sloth_latency_images: int = 1_000  # batch-1 wall-clock timing, clean and attacked
+    sloth_bootstrap: int = 10_000  # bootstrap resamples over test images
+    # Chapters 7–8: extraction and membership (automl protocol §4.4, §4.5)
+    extraction_models: tuple[str, ...] | None = None  # victims (and same-architecture thieves); None = all models
+    extraction_budgets: tuple[int, ...] = (1000, 2000, 4000, 8000, 16000)  # queries Q per thief (hard labels)
+    extraction_soft_budgets: tuple[int, ...] | None = None  # budgets also run with soft labels; None = all
+    thief_epochs: int = 25  # the artifact's KnockoffNets nb_epochs
+    extraction_test_images: int | None = None  # test images scoring H(p_victim, q_thief); None = all 10,000
+    membership_models: tuple[str, ...] | None = None  # None = the NAS and manual models
+    mia_samples: int = 50  # HopSkipJump: members = confidence-matched non-members (the artifact: 50 + 50)
+    mia_score_samples: int = 5000  # score-based attacks: random members = random non-members
+    mia_pool_images: int | None = None  # test images screened for non-members; None = all 10,000
+    mia_reference_models: int = 0  # offline-LiRA reference models per architecture (0 = LiRA off)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -73,6 +100,8 @@ class Profile:
 
     def scale_for(self, model: str) -> dict:
         """Scale knobs passed to :func:`nascore.models.build` for ``model`` at this profile."""
+        if family(model) == "sdn":
+            return dict(self.sdn_scale.get(model, {}))
         return dict(self.manual_scale if family(model) == "manual" else self.nas_scale)
 
     def recipe_overrides(self) -> dict:
@@ -104,7 +133,10 @@ class Profile:
 POSITIVE_COUNTS = ("epochs", "batch_size", "pgd_images", "sweep_images", "sweep_steps", "nes_images",
                    "nes_samples", "nes_max_queries", "gv_images", "hessian_images", "hessian_iters",
                    "trace_samples", "contour_grid", "contour_images", "train_per_class", "test_per_class")
-_MODEL_LISTS = ("nas_models", "manual_models", "mitigation_models")
+POSITIVE_COUNTS += ("sdn_ic_epochs", "sdn_ic_reuse", "sdn_ic_train_images", "sloth_images", "sloth_extra_images", "sloth_universal_images",
+                    "sloth_class_images", "sloth_uap_images", "sloth_uap_passes", "sloth_latency_images",
+                    "sloth_bootstrap")
+_MODEL_LISTS = ("nas_models", "manual_models", "mitigation_models", "sdn_models")
 
 
 def _validated(key: str, value: Any) -> Any:
@@ -167,6 +199,15 @@ def _validated(key: str, value: Any) -> Any:
 
 _FULL_DATA = dict(train_per_class=None, test_per_class=None)
 
+#: The short-schedule recipe of the CPU profiles (issue "quick v2"; chosen by the pilot,
+#: ``benchmarks/pilot_quick_recipe.py``, README "Quick profile v2"): Nesterov SGD, a linear warm-up
+#: over 15 % of the steps to the peak lr, then linear decay to 0; no cutout (the small networks
+#: under-fit); test accuracy evaluated at 10 points inside the run on 2,000 test images (the
+#: early-convergence curve of chapter 1). Deviations from protocol §3 (200 epochs, lr 0.025 cosine,
+#: cutout 16, dropout 0.2) are stated in chapter 1.
+SHORT_RECIPE = MappingProxyType({"nesterov": True, "lr": 0.2, "schedule": "warmup_linear", "warmup_fraction": 0.15,
+                                 "cutout": 0, "eval_points": 10, "curve_images": 2000})
+
 PROFILES: Mapping[str, Profile] = MappingProxyType({
     "smoke": Profile(
         name="smoke",
@@ -174,33 +215,90 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         nas_models=("darts", "pc_darts", "snas_mild"),
         manual_models=("resnet18", "vgg13_bn", "densenet121"),
         mitigation_models=MITIGATION_ARCHS,
-        nas_scale=MappingProxyType({"C": 4, "layers": 3}),
+        nas_scale=MappingProxyType({"C": 4, "layers": 3, "dropout": 0.0}),
         manual_scale=MappingProxyType({"width": 1 / 16}),
         train_per_class=20, test_per_class=10, epochs=2, batch_size=48,
+        recipe=MappingProxyType({**SHORT_RECIPE, "curve_images": 100, "precision": "fp32"}),
+        extra_seeds=MappingProxyType({"darts": (1,), "resnet18": (1,)}),
         pgd_images=16, sweep_images=8, sweep_steps=3, nes_images=4, nes_samples=5, nes_max_queries=60,
         gv_images=8, hessian_images=16, hessian_iters=3, trace_samples=2, contour_grid=5, contour_images=2,
         chapter_minutes=MappingProxyType({"01_model_zoo": 1.0, "02_evasion": 0.5, "03_smoothness": 0.5,
                                           "04_mitigations": 0.5}),
+        # Chapter 9 (DeepSloth): code paths only
+        sdn_scale=MappingProxyType({n: {"width": 1 / 16} for n in SDN_NAMES}),
+        sdn_ic_epochs=2, sdn_ic_reuse=2, sloth_images=6, sloth_extra_images=2, sloth_iteration_scale=0.02,
+        sloth_universal_images=10, sloth_class_images=1, sloth_uap_images=2, sloth_uap_passes=1,
+        sloth_latency_images=4, sloth_bootstrap=200,
+        extraction_models=("darts", "pc_darts", "resnet18", "vgg13_bn", "diy_deep"),
+        extraction_budgets=(25, 50, 100), extraction_soft_budgets=(100,), thief_epochs=1, extraction_test_images=100,
+        membership_models=("darts", "pc_darts", "resnet18", "vgg13_bn"),
+        mia_samples=4, mia_score_samples=20, mia_pool_images=100, mia_reference_models=2,
     ),
     "quick": Profile(
         name="quick",
-        description=("CPU scale (2 cores, about an hour for the book): all 10 NAS cells, 7 manual models and "
-                     "3 mitigations, narrow networks (C=8, 5 cells; manual width 1/8), 10 epochs on 1,200 "
-                     "training images, evaluation on 1,000 test images."),
+        description=("CPU scale (2 cores, about two hours for the book): all 10 NAS cells, 7 manual models and "
+                     "3 mitigations, narrow networks (NAS C=8, 5 cells, no dropout; manual width 1/8), one pass "
+                     "over the full 50,000-image training set with a short schedule, bf16, evaluation on the full "
+                     "10,000-image test set; DARTS and ResNet-18 with a second seed."),
         nas_models=STUDY_NAS,
         manual_models=MANUAL_NAMES,
         mitigation_models=MITIGATION_ARCHS,
-        nas_scale=MappingProxyType({"C": 8, "layers": 5}),
+        nas_scale=MappingProxyType({"C": 8, "layers": 5, "dropout": 0.0}),
         manual_scale=MappingProxyType({"width": 1 / 8}),
-        train_per_class=120, test_per_class=100, epochs=10,
+        **_FULL_DATA, epochs=1, batch_size=128,
+        recipe=MappingProxyType({**SHORT_RECIPE, "precision": "bf16"}),
+        extra_seeds=MappingProxyType({"darts": (1,), "resnet18": (1,)}),
         pgd_images=200, sweep_images=64, sweep_steps=5, nes_images=20, nes_samples=50, nes_max_queries=1000,
         gv_images=128, hessian_images=64, hessian_iters=8, trace_samples=6, contour_grid=21, contour_images=4,
-        # Sized from measured CPU throughput (2 threads): DARTS C=8/5 cells ~210 img/s, NASNet ~165,
-        # manual at width 1/8 from ~215 (DenseNet) to ~2,100 (VGG) img/s; see README "Measured performance".
-        # Budget per chapter (minutes), from the measured quick run on 2 cores (book/appendix_status.md):
-        # 14.8, 11.2, 5.0 and 1.0 min; the rest of the hour is left to the later chapters.
-        chapter_minutes=MappingProxyType({"01_model_zoo": 15, "02_evasion": 12, "03_smoothness": 5,
-                                          "04_mitigations": 1, "book build": 1, "later chapters": 26}),
+        chapter_minutes=MappingProxyType({"01_model_zoo": 25, "02_evasion": 10, "03_smoothness": 7,
+                                          "04_mitigations": 2, "05_poisoning + 06_backdoor": 20, "07_extraction + 08_membership": 15,
+                                          "09_deepsloth": 15, "book build": 1}),
+        # Chapter 9 (DeepSloth), sized for <= 15 min on 2 cores from single-thread throughput measured on
+        # this CPU (1 thread, img/s; train = SGD step at batch 128, step = DeepSloth input-gradient step
+        # through backbone + every IC, fwd = SDN forward):
+        #   vgg16_bn w=1/4 (0.96 M params): train 275, step 223, fwd 644
+        #   resnet56 w=3/8 (0.12 M):        train ~190, step 110, fwd 298   (w=1/2: 144 / 91 / 260)
+        #   mobilenet_v1 w=1/4 (0.22 M):    train 644, step 208, fwd 860
+        # Backbones (zoo.train_many, 2 workers, the quick recipe: 1 epoch of 50k, fp32 rates above; bf16 and
+        # the recipe's 10 curve evaluations of 2,000 images roughly cancel): ResNet ~265 s + 35 s final test
+        # evaluation on one worker, VGG 182 + MobileNet 78 s on the other: ~5 min wall.
+        # IC-only training: one augmentation draw of 10k images (features: 14 / 33 / 12 s), reused for
+        # 10 passes (the updates cost ~2 s).
+        # Attacks, in input-gradient steps per backbone: DeepSloth L-inf 200x30 = 6,000, PGD-20 ~3,000,
+        # universal L-inf 250x20 = 5,000, universal L2 (scale .04: 11 epochs x 5 batches x 2 steps x 50
+        # images) 5,500, universal L1 1,000, class-universal 10x25x20 = 5,000, L2/L1/PGD-avg on 25 images
+        # ~1,300, PGD-max 25x20x(exits)x~0.55 = 4,100 (VGG) .. 7,700 (ResNet), DeepFool-UAP ~3,500,
+        # forward passes (10k clean test images + 12 attacked sets) ~4,000 step-equivalents:
+        # ~42k steps = 380 s for ResNet (one worker), ~170 + 180 s for VGG + MobileNet (the other).
+        # Latency (batch 1): 2 x 100 images x 3 backbones, < 10 s. Total ~13 min + start-up.
+        # Accuracy pilot (quick-v2-like recipe: Nesterov SGD, peak lr 0.2, warm-up/linear decay, batch 128,
+        # 1 thread): after 10k training images VGG 18 %, ResNet-56 11 %, MobileNet 23 %; ResNet-56 after
+        # 20k images 33 % (still rising). One epoch of 50k is expected to leave ResNet-56 near the 50 % floor.
+        sdn_scale=MappingProxyType({"vgg16_bn": {"width": 1 / 4}, "resnet56": {"width": 3 / 8},
+                                    "mobilenet_v1": {"width": 1 / 4}}),
+        sdn_ic_epochs=10, sdn_ic_reuse=10, sdn_ic_train_images=10_000,
+        sloth_images=200, sloth_extra_images=25, sloth_iteration_scale=0.04, sloth_universal_images=250,
+        sloth_class_images=25, sloth_uap_images=50, sloth_uap_passes=2, sloth_latency_images=100,
+        sloth_bootstrap=10_000,
+        # Chapters 7–8 together <= 15 min on 2 cores, sized for the quick-v2 zoo (victims trained on all 50,000
+        # images). Throughputs, 1 thread: training DARTS-type C=8/5 cells ~240 img/s (mitigations ~215),
+        # VGG-13 ~2,260, ResNet-18 ~1,000, DLA-34 ~490, ResNeXt-50 ~205, DenseNet-121 ~190 (width 1/8); inference
+        # DARTS ~850, ResNet-18 ~3,600, DenseNet ~545 img/s. Models: the five 4-node NAS cells with the fewest
+        # parameters (SNAS, DARTS, PDARTS, PC-DARTS, SGAS), the five manual models with a paper Fig. 9 value that
+        # train fastest (WRN-50-2 and BiT left out), and the three mitigations. Thieves: Q = 500/1,000/2,000 hard
+        # + 2,000 soft, 2 epochs (the victims' 1-2) -> 11,000 images per model; sum of 1/throughput over the 13
+        # models ~0.049 s -> ~540 core-s, + victim queries, thief evaluation on 2,000 test images and one spawned
+        # process per thief (~3 s each) ~360 core-s -> ~7.5 min on 2 workers. Membership (5 + 5 models):
+        # HopSkipJump on 20 + 20 images, ~710 queries each (measured) -> ~29k forward passes per model; measured
+        # ~1.2-1.7 s per image on DARTS C=8 (1 thread, batch of 12-40 images) -> ~50-70 s per NAS model, ~390 core-s
+        # in all, + 3,000 forward passes per model for the score-based attacks -> ~3.5 min on 2 workers.
+        extraction_models=("snas_mild", "darts", "pdarts", "pc_darts", "sgas", "vgg13_bn", "resnet18", "dla34",
+                           "resnext50_32x4d", "densenet121", "diy_deep", "diy_noskip", "diy_deep_noskip"),
+        extraction_budgets=(500, 1000, 2000), extraction_soft_budgets=(2000,), thief_epochs=2,
+        extraction_test_images=2000,
+        membership_models=("snas_mild", "darts", "pdarts", "pc_darts", "sgas", "vgg13_bn", "resnet18", "dla34",
+                           "resnext50_32x4d", "densenet121"),
+        mia_samples=20, mia_score_samples=1000, mia_pool_images=2000, mia_reference_models=0,
     ),
     "paper": Profile(
         name="paper",
@@ -210,8 +308,12 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         mitigation_models=MITIGATION_ARCHS,
         nas_scale=MappingProxyType({"C": 36, "layers": 20}),
         manual_scale=MappingProxyType({"width": 1.0}),
-        **_FULL_DATA, epochs=200, seeds=(0, 1, 2),
+        **_FULL_DATA, epochs=200, seeds=(0, 1, 2), recipe=MappingProxyType({"eval_points": 20}),
         chapter_minutes=MappingProxyType({}),
+        # Chapter 9 (DeepSloth): the protocol's settings (full width; per-sample attacks on the whole test set)
+        sdn_scale=MappingProxyType({n: {"width": 1.0} for n in SDN_NAMES}),
+        # Offline LiRA would need reference models per architecture (17 x R more 200-epoch trainings): off.
+        mia_reference_models=0,
     ),
 })
 

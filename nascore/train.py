@@ -224,10 +224,13 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
     Returns
     -------
     :class:`TrainHistory`: one dict per epoch — ``epoch`` (1-based), ``lr``, ``train_loss`` (mean
-    over the epoch's batches, nats), ``train_acc``, ``test_acc`` (fractions), ``epoch_seconds``,
+    over the epoch's batches, nats), ``train_acc``, ``test_acc`` (fractions), ``epoch_seconds`` (wall,
+    with evaluation), ``train_seconds`` (wall, without evaluation), ``train_cpu_seconds`` (CPU time of
+    the process without evaluation: robust to other processes sharing the machine), ``images``,
     ``images_per_second`` — and ``.curve``: one dict per evaluation point — ``step``, ``epoch``
     (fractional), ``images`` (training images seen), ``test_acc`` (on the first ``curve_images``
-    test images), ``train_loss`` (mean since the previous point).
+    test images), ``train_loss`` (mean since the previous point; None for the point at step 0,
+    taken before training).
     """
     device = torch.device(device) if device is not None else default_device()
     precision = recipe.resolved_precision(device)
@@ -258,11 +261,14 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
     curve_x, curve_y = test_x[:recipe.curve_images], test_y[:recipe.curve_images]
     step = len(history) * len(loader)
     images_seen = sum(h.get("images", len(train_y)) for h in history)
+    if curve_at and step == 0:  # the starting point of the curve: accuracy before any step
+        history.curve.append({"step": 0, "epoch": 0.0, "images": 0, "train_loss": None,
+                              "test_acc": evaluate(model, curve_x, curve_y, recipe.eval_batch_size, device, precision)})
     bar = tqdm(total=recipe.epochs, initial=len(history), desc=desc, disable=not progress, leave=False)
     for epoch in range(len(history), recipe.epochs):
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.train()
         lr = opt.param_groups[0]["lr"]
         loss_sum = torch.zeros((), device=device)
@@ -270,7 +276,7 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
         window_n = 0
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
-        eval_seconds = 0.0
+        eval_seconds = eval_cpu = 0.0
         for xb, yb in loader:
             if batch_transform is not None:
                 xb, yb = batch_transform(xb, yb, loader.generator)
@@ -297,7 +303,7 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
             target = yb.argmax(1) if soft else yb
             correct += (logits.detach().argmax(1) == target).sum()
             if step in curve_at:
-                t_eval = time.perf_counter()
+                t_eval, c_eval = time.perf_counter(), time.process_time()
                 acc = evaluate(model, curve_x, curve_y, recipe.eval_batch_size, device, precision)
                 model.train()
                 history.curve.append({"step": step, "epoch": step / len(loader), "images": images_seen + seen,
@@ -305,13 +311,16 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
                 window_loss.zero_()
                 window_n = 0
                 eval_seconds += time.perf_counter() - t_eval
+                eval_cpu += time.process_time() - c_eval
         if not per_step:
             sched.step()
         train_seconds = time.perf_counter() - t0 - eval_seconds
+        cpu_seconds = time.process_time() - c0 - eval_cpu
         images_seen += seen
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
                "test_acc": evaluate(model, test_x, test_y, recipe.eval_batch_size, device, precision),
                "epoch_seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
+               "train_cpu_seconds": cpu_seconds,
                "images": seen, "images_per_second": seen / train_seconds}
         if not math.isfinite(row["train_loss"]):
             raise FloatingPointError(f"{desc}: training loss became {row['train_loss']} in epoch {epoch + 1}")

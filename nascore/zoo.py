@@ -300,6 +300,7 @@ def get(name: str, profile: str | Profile | None = None, seed: int = 0, device: 
                     "prediction_counts": _prediction_counts(model, test_x, device, recipe),
                     "params": sum(t.numel() for t in model.parameters()),
                     "train_seconds": sum(h["train_seconds"] for h in history),
+                    "train_cpu_seconds": sum(h["train_cpu_seconds"] for h in history),
                     "wall_seconds_this_run": wall, "n_train": len(inputs.train_y), "n_test": len(test_y)},
         "provenance": provenance.collect(device, profile=prof.name, seed=config.seed,
                                          data_source=data.provenance.get("label"),
@@ -351,13 +352,15 @@ def train_many(names, profile: str | Profile | None = None, seeds=(0,), workers:
                **overrides) -> dict[tuple[str, int], TrainedModel]:
     """Train (in parallel on CPU) and then load ``names × seeds``; ``{(name, seed): TrainedModel}``.
 
-    Models missing from the cache are trained by ``workers`` spawned processes with one thread
-    each; every worker writes through the same atomic cache, so an interrupted run resumes.
-    Parameters are validated for every model before any training starts. ``variant`` (see
-    :class:`Variant`) applies to every model.
+    ``seeds`` is one tuple for every model, or a mapping ``name -> seeds`` (e.g.
+    ``{n: profile.seeds_for(n) for n in names}``). Models missing from the cache are trained by
+    ``workers`` spawned processes with one thread each; every worker writes through the same atomic
+    cache, so an interrupted run resumes. Parameters are validated for every model before any
+    training starts. ``variant`` (see :class:`Variant`) applies to every model.
     """
     prof = get_profile(profile)
-    jobs = [(n, s) for s in seeds for n in names]
+    per_model = seeds if hasattr(seeds, "items") else {n: tuple(seeds) for n in names}
+    jobs = [(n, s) for n in names for s in per_model[n]]
     for n, s in jobs:
         resolve(n, prof, s, variant=variant, **overrides)  # raises on bad input before any compute
     workers = default_workers() if workers is None else int(workers)

@@ -20,7 +20,8 @@ def test_registry_lists_all_models():
     nas_like = models.names("nas") + models.names("mitigation")
     assert sorted(nas_like) == sorted(PARAM_CHECKSUM_M)
     assert len(models.names("manual")) == 7
-    assert len(models.names()) == 21
+    assert len(models.names("sdn")) == 3
+    assert len(models.names()) == 24
     assert len(models.STUDY_NAS) == 10 and "darts_v1" not in models.STUDY_NAS
 
 

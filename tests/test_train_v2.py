@@ -66,8 +66,9 @@ def test_eval_points_record_an_early_curve(synthetic_cifar, one_thread):
               Recipe(epochs=2, batch_size=20, cutout=0, schedule="warmup_linear", nesterov=True, lr=0.05,
                      eval_points=5, curve_images=50), progress=False, device="cpu")
     steps = [p["step"] for p in h.curve]
-    assert steps == sorted(steps) and len(steps) == 5 and steps[-1] == 2 * 10
-    assert all(0 <= p["test_acc"] <= 1 and p["train_loss"] > 0 for p in h.curve)
+    assert steps == sorted(steps) and len(steps) == 6 and steps[0] == 0 and steps[-1] == 2 * 10
+    assert h.curve[0]["train_loss"] is None and h.curve[0]["images"] == 0
+    assert all(0 <= p["test_acc"] <= 1 and p["train_loss"] > 0 for p in h.curve[1:])
     assert h.curve[-1]["images"] == 2 * len(d.train_y)
     assert h[0]["lr"] < 0.05  # warm-up: the first step runs below the peak
 
@@ -77,9 +78,10 @@ def test_key_normalises_numbers_and_covers_resolved_defaults(synthetic_cifar):
     b, _ = zoo.resolve("resnet18", "smoke", 0, synthetic_cifar, device="cpu", width=1.0)
     assert a.key() == b.key()
     c, _ = zoo.resolve("darts", "smoke", 0, synthetic_cifar, device="cpu", **TINY)
-    assert c.build["dropout"] == 0.2 and c.build["genotype"]["normal"]  # defaults resolved, genotype as data
-    d, _ = zoo.resolve("darts", "smoke", 0, synthetic_cifar, device="cpu", dropout=0.2, **TINY)
-    e, _ = zoo.resolve("darts", "smoke", 0, synthetic_cifar, device="cpu", dropout=0.0, **TINY)
+    # defaults resolved (drop_path_prob is not set by the profile), genotype as data
+    assert c.build["drop_path_prob"] == 0.0 and c.build["auxiliary"] is False and c.build["genotype"]["normal"]
+    d, _ = zoo.resolve("darts", "smoke", 0, synthetic_cifar, device="cpu", drop_path_prob=0.0, **TINY)
+    e, _ = zoo.resolve("darts", "smoke", 0, synthetic_cifar, device="cpu", drop_path_prob=0.1, **TINY)
     assert c.key() == d.key() != e.key()  # explicit default == implicit default; a changed value is not
     f, _ = zoo.resolve("darts", "smoke", 0, synthetic_cifar, device="cpu", precision="bf16", **TINY)
     assert f.key() != c.key() and c.recipe["precision"] == "fp32" and c.device_type == "cpu"
@@ -140,7 +142,7 @@ def test_variant_changes_the_key_and_the_training_data(synthetic_cifar, cache_tm
     assert poisoned.record["key"] != clean.record["key"]
     assert poisoned.record["config"]["variant"] == {"all_to": 3.0}
     counts = poisoned.record["metrics"]["prediction_counts"]
-    assert counts[3] == sum(counts)  # it learnt to answer 3
+    assert counts[3] >= 0.8 * sum(counts)  # it learnt to answer 3 (a clean model: about 10 %)
     assert zoo.is_cached("darts", "smoke", variant=_AllToClass(3), data=synthetic_cifar, device="cpu", epochs=3, **TINY)
     assert not zoo.is_cached("darts", "smoke", variant=_AllToClass(4), data=synthetic_cifar, device="cpu", epochs=3,
                              **TINY)

@@ -38,6 +38,14 @@ Attacks
   (Ilyas et al., 2018); :func:`artifact_nes`.
 * :class:`Attack` — the base class later attacks (backdoor trigger search, DeepSloth) extend;
   :class:`NESGradient` turns any of them into a query-based variant (``class X(NESGradient, A)``).
+* DeepSloth (Hong et al., ICLR 2021) against multi-exit networks (:mod:`nascore.multiexit`):
+  :class:`DeepSloth` (per-sample ℓ∞/ℓ2/ℓ1), :class:`UniversalDeepSloth` and :func:`class_universal`
+  (:mod:`.slowdown`, :mod:`.slowdown_universal`); the accuracy baselines :class:`ExitPGD` (PGD-20,
+  PGD-avg, PGD-max) and :class:`DeepFoolUAP`. Labels are ignored where the attack uses none.
+* :mod:`.extraction` — Knockoff Nets model extraction (Orekondy et al., 2019): the thief as a zoo
+  :class:`ThiefVariant`, hard or soft labels, :func:`extraction_metrics`.
+* :mod:`.membership` — membership inference: the label-only :class:`HopSkipJump` boundary
+  distance (Chen et al., 2020) batched across samples, score-based attacks, ROC metrics.
 
 Modules: :mod:`~nascore.attacks.base` (the loop), :mod:`~nascore.attacks.rules` (objectives and
 success rules), :mod:`~nascore.attacks.geometry` (projections, steps), :mod:`~nascore.attacks.result`
@@ -52,6 +60,13 @@ from .nes import NES, NESGradient, artifact_nes
 from .pgd import PGD, TARGET_MODES, artifact_pgd
 from .result import AttackResult, asr, asr_at_budget, mean_iterations
 from .rules import confident_target, cross_entropy, hits_target, misclassified, never
+# DeepSloth (Hong et al., ICLR 2021): slowdown attacks on multi-exit networks and their baselines
+from .deepfool_uap import DeepFoolUAP, deepfool
+from .multiexit_pgd import PGD_MODES, ExitPGD, exit_cross_entropy
+from .slowdown import SLOWDOWN_NORMS, DeepSloth, ic_confidence, sloth_loss
+from .slowdown_universal import UniversalDeepSloth, UniversalPerturbation, class_universal
+from .extraction import MODES as EXTRACTION_MODES, ThiefVariant, extraction_metrics
+from .membership import BoundaryResult, HopSkipJump, artifact_hopskipjump
 
 __all__ = [
     "NORMS", "TARGET_MODES",
@@ -60,4 +75,8 @@ __all__ = [
     "attack_batches", "evaluation_set", "robust_accuracy", "asr", "asr_at_budget", "mean_iterations",
     "cross_entropy", "misclassified", "hits_target", "confident_target", "never",
     "eval_mode", "project", "project_linf", "project_l2", "random_start", "step_direction",
+    "SLOWDOWN_NORMS", "PGD_MODES", "DeepSloth", "UniversalDeepSloth", "UniversalPerturbation", "class_universal",
+    "ExitPGD", "DeepFoolUAP", "deepfool", "sloth_loss", "ic_confidence", "exit_cross_entropy",
 ]
+__all__ += ["EXTRACTION_MODES", "ThiefVariant", "extraction_metrics", "HopSkipJump", "BoundaryResult",
+            "artifact_hopskipjump"]

@@ -10,6 +10,9 @@ Families (Pang et al., USENIX Security 2022, protocol §1):
   scale knobs ``C``, ``layers``, ``reductions``, ``dropout``, ``drop_path_prob``, ``auxiliary``.
 * ``"mitigation"`` — DARTS-i/ii/iii (deeper cells, no skips), same network and knobs.
 * ``"manual"`` — seven CIFAR-adapted hand-designed CNNs; scale knob ``width``.
+* ``"sdn"`` — the three DeepSloth backbones (VGG-16-BN, ResNet-56, MobileNet v1) that
+  :mod:`nascore.multiexit` turns into multi-exit networks; scale knob ``width``
+  (:mod:`.sdn_backbones`; no input normalisation, as in DeepSloth).
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ from torch import nn
 from .base import BlockNet
 from .darts import DartsNetwork
 from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, cell_stats, genotype
+from .sdn_backbones import SDN_BACKBONES
 
-FAMILIES = ("nas", "manual", "mitigation")
+FAMILIES = ("nas", "manual", "mitigation", "sdn")
 #: The ten NAS cells of the paper's study (protocol §1.2).
 STUDY_NAS = NAS_ARCHS
 
@@ -34,11 +38,13 @@ def _manual_builders() -> dict[str, Callable[..., BlockNet]]:
 
 MANUAL_NAMES = ("resnet18", "resnext50_32x4d", "wide_resnet50_2", "densenet121", "dla34",
                 "vgg13_bn", "bit_r50x1")
+SDN_NAMES = ("vgg16_bn", "resnet56", "mobilenet_v1")
 
 _FAMILY: dict[str, str] = {
     **{n: "nas" for n in NAS_ARCHS + EXTRA_NAS_ARCHS},
     **{n: "mitigation" for n in MITIGATION_ARCHS},
     **{n: "manual" for n in MANUAL_NAMES},
+    **{n: "sdn" for n in SDN_NAMES},
 }
 
 
@@ -58,7 +64,7 @@ def names(family: str | None = None) -> list[str]:
 
 
 def family(name: str) -> str:
-    """``"nas"``, ``"manual"`` or ``"mitigation"``."""
+    """``"nas"``, ``"manual"``, ``"mitigation"`` or ``"sdn"``."""
     _check_name(name)
     return _FAMILY[name]
 
@@ -71,13 +77,15 @@ def _check_name(name: str) -> None:
 def _builder(name: str) -> Callable[..., nn.Module]:
     if _FAMILY[name] == "manual":
         return _manual_builders()[name]
+    if _FAMILY[name] == "sdn":
+        return SDN_BACKBONES[name]
     return lambda num_classes=10, **scale: DartsNetwork(genotype(name), num_classes=num_classes, **scale)
 
 
 def scale_knobs(name: str) -> tuple[str, ...]:
     """The scale keyword arguments :func:`build` accepts for ``name``."""
     _check_name(name)
-    fn = DartsNetwork.__init__ if _FAMILY[name] != "manual" else _manual_builders()[name]
+    fn = DartsNetwork.__init__ if _FAMILY[name] not in ("manual", "sdn") else _builder(name)
     return tuple(p for p in inspect.signature(fn).parameters if p not in ("self", "genotype", "num_classes"))
 
 
@@ -89,11 +97,11 @@ def build_arguments(name: str, **scale) -> dict:
     bad = sorted(set(scale) - set(valid))
     if bad:
         raise ValueError(f"unknown scale knob(s) {bad} for {name!r} ({family(name)}); valid: {', '.join(valid)}")
-    fn = DartsNetwork.__init__ if _FAMILY[name] != "manual" else _manual_builders()[name]
+    fn = DartsNetwork.__init__ if _FAMILY[name] not in ("manual", "sdn") else _builder(name)
     args = {p.name: p.default for p in inspect.signature(fn).parameters.values()
             if p.name in valid and p.default is not inspect.Parameter.empty}
     args.update(scale)
-    if _FAMILY[name] != "manual":
+    if _FAMILY[name] not in ("manual", "sdn"):
         g = genotype(name)
         args["genotype"] = {"normal": [list(e) for e in g.normal], "normal_concat": list(g.normal_concat),
                             "reduce": [list(e) for e in g.reduce], "reduce_concat": list(g.reduce_concat)}
@@ -110,4 +118,5 @@ def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
     return _builder(name)(num_classes=num_classes, **scale)
 
 
-__all__ = ["STUDY_NAS", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats", "FAMILIES", "GENOTYPES", "BlockNet"]
+__all__ = ["STUDY_NAS", "SDN_NAMES", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats",
+           "FAMILIES", "GENOTYPES", "BlockNet"]

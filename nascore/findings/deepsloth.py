@@ -1,0 +1,395 @@
+"""Chapter 9 — DeepSloth: slowdown attacks on multi-exit networks.
+
+Hong et al., ICLR 2021 (protocol ``deepsloth.md``). Per backbone (VGG-16-BN, ResNet-56, MobileNet):
+the registry backbone trained by the zoo recipe, an IC after every block trained IC-only
+(:func:`nascore.multiexit.trained_sdn`), thresholds for RAD<5 % and RAD<15 % chosen on the clean
+test subset, then every attack of §3 on the first ``sloth_images`` test images (the exploratory
+ℓ2/ℓ1 DeepSloth, PGD-avg and PGD-max on the first ``sloth_extra_images``), the universal
+perturbations crafted on the first training images. Everything is recorded **per image** (exit
+taken, per-image efficacy ``η_i``, correctness) so that every statistic resamples images.
+
+Backbones are evaluated in parallel worker processes on the CPU (one thread each, as
+:func:`nascore.zoo.train_many`); the batch-1 latency is measured afterwards in this process, alone.
+
+Deviation, stated: the DeepFool-UAP baseline is crafted on the first ``sloth_uap_images``
+*training* images (the authors used 100 fixed test images), so that no universal perturbation
+is crafted on the images it is evaluated on.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import zoo
+from ..attacks import DeepFoolUAP, DeepSloth, ExitPGD, UniversalDeepSloth, attack_batches, class_universal
+from ..multiexit import (RAD_BUDGETS, choose_threshold, cost_fractions, eec_curve, exit_accuracies, exit_indices,
+                         exit_record, latency_summary, measure_latency, per_sample_efficacy, threshold_table,
+                         trained_sdn)
+from ..multiexit.store import backbone_splits
+from ..profiles import Profile
+from ..report import compare_extreme, compare_values
+from ..report.stats import bootstrap_extreme
+
+CHAPTER = "09_deepsloth"
+ATTACK_LABELS = {"clean": "clean", "deepsloth_linf": "DeepSloth ℓ∞", "deepsloth_l2": "DeepSloth ℓ2",
+                 "deepsloth_l1": "DeepSloth ℓ1", "universal_linf": "universal ℓ∞",
+                 "universal_l2": "universal ℓ2", "universal_l1": "universal ℓ1",
+                 "class_universal": "class-universal ℓ∞", "pgd20": "PGD-20", "pgd_avg": "PGD-avg",
+                 "pgd_max": "PGD-max", "uap": "DeepFool-UAP"}
+ATTACK_COLOURS = {"clean": "black", "deepsloth_linf": "tab:red", "deepsloth_l2": "tab:pink",
+                  "deepsloth_l1": "tab:brown", "universal_linf": "tab:orange", "universal_l2": "gold",
+                  "universal_l1": "tab:olive", "class_universal": "tab:purple", "pgd20": "tab:blue",
+                  "pgd_avg": "tab:cyan", "pgd_max": "tab:green", "uap": "tab:gray"}
+BACKBONE_LABELS = {"vgg16_bn": "VGG-16-BN", "resnet56": "ResNet-56", "mobilenet_v1": "MobileNet"}
+#: the pre-registered primary statistics (``nascore.report``) this chapter measures, all at RAD<5 %
+PRIMARY = ("sloth_linf_min_reduction", "sloth_universal_min_reduction", "sloth_persample_minus_universal",
+           "sloth_minus_pgd_reduction", "sloth_ee_accuracy_change")
+PER_SAMPLE_EXTRA = ("deepsloth_l2", "deepsloth_l1", "pgd_avg", "pgd_max")
+
+
+def check_profile(P: Profile) -> None:
+    """Chapter-specific parameter checks (ranges the profile validation cannot know)."""
+    if not 0 < P.sloth_iteration_scale <= 1:
+        raise ValueError(f"sloth_iteration_scale must be in (0, 1], got {P.sloth_iteration_scale}")
+    if P.sloth_extra_images > P.sloth_images:
+        raise ValueError(f"sloth_extra_images ({P.sloth_extra_images}) must be <= sloth_images ({P.sloth_images})")
+    if P.sloth_latency_images > P.sloth_images:
+        raise ValueError(f"sloth_latency_images ({P.sloth_latency_images}) must be <= sloth_images ({P.sloth_images})")
+
+
+def attack_plan(P: Profile, seed: int = 0) -> dict:
+    """The configured attacks; ℓ2/ℓ1 iteration counts scaled by ``P.sloth_iteration_scale``."""
+    s = P.sloth_iteration_scale
+    def it(n): return max(1, round(n * s))  # noqa: E704
+    return {"deepsloth_linf": DeepSloth("linf", seed=seed),
+            "deepsloth_l2": DeepSloth("l2", steps=11 * it(50), seed=seed),
+            "deepsloth_l1": DeepSloth("l1", steps=it(250), seed=seed),
+            "universal_linf": UniversalDeepSloth("linf", seed=seed),
+            "universal_l2": UniversalDeepSloth("l2", steps=it(50), seed=seed),
+            "universal_l1": UniversalDeepSloth("l1", steps=it(100), seed=seed),
+            "class_universal": UniversalDeepSloth("linf", seed=seed),
+            "pgd20": ExitPGD("final", seed=seed), "pgd_avg": ExitPGD("avg", seed=seed),
+            "pgd_max": ExitPGD("max", seed=seed), "uap": DeepFoolUAP(max_passes=P.sloth_uap_passes, seed=seed)}
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div(255.0) if x.dtype == torch.uint8 else x
+
+
+def evaluate_backbone(name: str, P: Profile, seed: int = 0, device=None, data=None) -> dict:
+    """Everything measured on one backbone, as tidy tables (see :func:`evaluate`)."""
+    t_start = time.perf_counter()
+    backbone = zoo.get(name, P, seed=seed, device=device, progress=False, data=data)
+    tm = trained_sdn(name, P, seed, device=device, backbone=backbone, data=data)
+    sdn = tm.model.eval()
+    train_x, train_y, test_x, test_y = backbone_splits(backbone, data)
+    costs = cost_fractions(sdn)
+    full = exit_record(sdn, test_x)
+    accs = exit_accuracies(full, test_y.numpy())
+    table = threshold_table(full, test_y.numpy(), costs)
+    q = {rad: choose_threshold(table, accs[-1], rad) for rad in RAD_BUDGETS}
+    n, m = min(P.sloth_images, len(test_y)), min(P.sloth_extra_images, len(test_y))
+    x, y = _as_float(test_x[:n]), test_y[:n]
+    plan, seconds, records, extra = attack_plan(P, seed), {}, {"clean": exit_record(sdn, x)}, {}
+    for key in ("deepsloth_linf", "pgd20") + PER_SAMPLE_EXTRA:
+        k = m if key in PER_SAMPLE_EXTRA else n
+        t0 = time.perf_counter()
+        res = attack_batches(sdn, x[:k], y[:k], plan[key], batch_size=250)
+        seconds[key] = (time.perf_counter() - t0, k)
+        records[key] = exit_record(sdn, res.x_adv)
+        if key == "deepsloth_linf":
+            extra["deepsloth_linf"] = res.x_adv[:P.sloth_latency_images].cpu()
+    for key in ("universal_linf", "universal_l2", "universal_l1"):
+        t0 = time.perf_counter()
+        pert = plan[key].craft(sdn, train_x[:P.sloth_universal_images])
+        seconds[key] = (time.perf_counter() - t0, P.sloth_universal_images)
+        records[key] = exit_record(sdn, pert.apply(x))
+    t0 = time.perf_counter()
+    perts = class_universal(plan["class_universal"], sdn, train_x, train_y, P.sloth_class_images,
+                            classes=sorted(set(y.tolist())))
+    seconds["class_universal"] = (time.perf_counter() - t0, P.sloth_class_images * len(perts))
+    x_cls = x.clone()
+    for c, pert in perts.items():
+        x_cls[y == c] = pert.apply(x[y == c])
+    records["class_universal"] = exit_record(sdn, x_cls)
+    t0 = time.perf_counter()
+    uap = plan["uap"].craft(sdn, train_x[:P.sloth_uap_images])
+    seconds["uap"] = (time.perf_counter() - t0, P.sloth_uap_images)
+    records["uap"] = exit_record(sdn, uap.apply(x))
+
+    labels = y.numpy()
+    rows = []
+    for key, rec in records.items():
+        for rad in RAD_BUDGETS:
+            e = exit_indices(rec, q[rad])
+            rows.append(pd.DataFrame({"backbone": name, "attack": key, "rad": rad, "image": np.arange(len(rec)),
+                                      "label": labels[:len(rec)], "exit": e, "early": e < len(costs) - 1,
+                                      "eta": per_sample_efficacy(e, costs),
+                                      "correct": rec.prediction[np.arange(len(rec)), e] == labels[:len(rec)]}))
+    bb = backbone.record
+    info = {"backbone": name, "width": bb["config"]["build"].get("width"), "params": bb["metrics"]["params"],
+            "ic_params": tm.record["metrics"]["ic_params"], "final_acc": float(accs[-1]),
+            "backbone_train_s": bb["metrics"]["train_seconds"], "ic_train_images": tm.record["metrics"]["n_train"],
+            "ic_feature_s": tm.record["metrics"]["feature_seconds"], "ic_update_s": tm.record["metrics"]["ic_seconds"],
+            "uap_fool_rate": uap.config["fool_rate"], "uap_passes": uap.config["passes"],
+            "n_test": len(test_y), "n_attacked": n, "n_extra": m, "seconds": time.perf_counter() - t_start}
+    return {"per_image": pd.concat(rows, ignore_index=True),
+            "exits": pd.DataFrame({"backbone": name, "exit": np.arange(1, len(costs) + 1), "cost": costs,
+                                   "clean_acc": accs}),
+            "thresholds": pd.DataFrame([{"backbone": name, "rad": rad, "q": q[rad],
+                                         **_full_at(table, q[rad], costs, accs[-1])} for rad in RAD_BUDGETS]),
+            "threshold_table": table.assign(backbone=name),
+            "attack_seconds": pd.DataFrame([{"backbone": name, "attack": k, "seconds": s, "images": i}
+                                            for k, (s, i) in seconds.items()]),
+            "backbones": pd.DataFrame([info]), "latency_inputs": {"clean": x[:P.sloth_latency_images].cpu(), **extra}}
+
+
+def _full_at(table: pd.DataFrame, q: float, costs, final_acc: float) -> dict:
+    if np.isinf(q):
+        return {"ee_acc": final_acc, "efficacy": (1 - costs[-2]) / 2}
+    row = table[np.isclose(table.q, q)].iloc[0]
+    return {"ee_acc": float(row.ee_acc), "efficacy": float(row.efficacy)}
+
+
+def _worker(name: str, profile_fields: dict, seed: int) -> dict:
+    torch.set_num_threads(1)
+    out = evaluate_backbone(name, Profile(**profile_fields), seed, device="cpu")
+    # numpy, not tensors: torch would pass tensors through shared-memory handles of this (exiting) process
+    out["latency_inputs"] = {k: v.numpy() for k, v in out["latency_inputs"].items()}
+    return out
+
+
+def evaluate(P: Profile, seed: int = 0, workers: int | None = None, data=None) -> dict:
+    """Run :func:`evaluate_backbone` for every backbone of ``P.sdn_models`` (in ``workers``
+    single-threaded processes on the CPU) and concatenate: ``per_image``, ``exits``,
+    ``thresholds``, ``threshold_table``, ``attack_seconds``, ``backbones`` (DataFrames) and
+    ``latency_inputs`` ({backbone: {"clean", "deepsloth_linf"} images})."""
+    check_profile(P)
+    workers = zoo.default_workers() if workers is None else int(workers)
+    names = list(P.sdn_models)
+    if workers > 1 and data is None and zoo.default_device().type == "cpu" and len(names) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(names)), mp_context=mp.get_context("spawn"),
+                                 max_tasks_per_child=1) as pool:
+            futures = {n: pool.submit(_worker, n, P.to_dict(), seed) for n in names}
+            parts = [futures[n].result() for n in names]
+    else:
+        parts = [evaluate_backbone(n, P, seed, data=data) for n in names]
+    out = {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0] if k != "latency_inputs"}
+    out["latency_inputs"] = {n: {k: torch.as_tensor(v) for k, v in p["latency_inputs"].items()}
+                             for n, p in zip(names, parts)}
+    return out
+
+
+def latency(P: Profile, run: dict, seed: int = 0, rad: float = 0.05, data=None) -> pd.DataFrame:
+    """Measured batch-1, one-thread early-exit wall time per image, clean vs DeepSloth ℓ∞ inputs,
+    at the RAD threshold ``rad``: one row per (backbone, input, image)."""
+    rows = []
+    for name in P.sdn_models:
+        sdn = trained_sdn(name, P, seed, device="cpu", data=data).model
+        th = run["thresholds"]
+        q = float(th[(th.backbone == name) & np.isclose(th.rad, rad)].q.iloc[0])
+        for key in ("clean", "deepsloth_linf"):
+            seconds, exits = measure_latency(sdn, run["latency_inputs"][name][key], q)
+            rows.append(pd.DataFrame({"backbone": name, "input": key, "image": np.arange(len(seconds)),
+                                      "ms": seconds * 1e3, "exit": exits}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def latency_table(per_image_ms: pd.DataFrame) -> pd.DataFrame:
+    """Median and p95 latency (ms) and mean exit per (backbone, input), and the attacked/clean ratio."""
+    rows = []
+    for (b, inp), g in per_image_ms.groupby(["backbone", "input"], sort=False):
+        rows.append({"backbone": b, "input": inp, **latency_summary(g.ms.to_numpy() / 1e3),
+                     "mean_exit": float(g.exit.mean() + 1)})
+    df = pd.DataFrame(rows)
+    clean = df[df.input == "clean"].set_index("backbone").median_ms
+    df["median_ratio"] = df.median_ms / df.backbone.map(clean)
+    return df
+
+
+# --------------------------------------------------------------------------- statistics
+def _series(per_image: pd.DataFrame, backbone: str, attack: str, rad: float, column: str = "eta",
+            n: int | None = None) -> np.ndarray:
+    g = per_image[(per_image.backbone == backbone) & (per_image.attack == attack) & np.isclose(per_image.rad, rad)]
+    v = g.sort_values("image")[column].to_numpy(dtype=np.float64)
+    return v if n is None else v[:n]
+
+
+def _paired(per_image, backbone, attacks, rad, column="eta") -> np.ndarray:
+    """``(n, len(attacks))``: per-image values of each attack on the images all of them saw."""
+    cols = [_series(per_image, backbone, a, rad, column) for a in attacks]
+    n = min(len(c) for c in cols)
+    return np.stack([c[:n] for c in cols], axis=1)
+
+
+def relative_reduction(rows: np.ndarray) -> float:
+    """``1 − mean(attacked)/mean(clean)`` of ``(n, 2)`` rows ``[clean η, attacked η]``."""
+    m = rows.mean(axis=0)
+    return float(1 - m[1] / m[0]) if m[0] > 0 else float("nan")
+
+
+def reduction_gap(rows: np.ndarray) -> float:
+    """Reduction by A minus reduction by B, ``(1 − mA/m0) − (1 − mB/m0) = (mB − mA)/m0``, of
+    ``(n, 3)`` per-image efficacy rows ``[clean, attack A, attack B]`` (column means ``m``)."""
+    m = rows.mean(axis=0)
+    return float((m[2] - m[1]) / m[0]) if m[0] > 0 else float("nan")
+
+
+def accuracy_change(rows: np.ndarray) -> float:
+    """Attacked − clean early-exit accuracy in percentage points, ``(n, 2)`` 0/1 rows."""
+    m = rows.mean(axis=0)
+    return float(100 * (m[1] - m[0]))
+
+
+def median_ratio(rows: np.ndarray) -> float:
+    """``median(attacked)/median(clean)`` of ``(n, 2)`` per-image latencies."""
+    return float(np.median(rows[:, 1]) / np.median(rows[:, 0]))
+
+
+def measurable(per_image: pd.DataFrame, backbone: str, rad: float) -> bool:
+    """Whether any clean attacked-set image leaves early at ``rad`` (otherwise there is nothing to
+    slow down and a relative reduction is undefined)."""
+    g = per_image[(per_image.backbone == backbone) & (per_image.attack == "clean") & np.isclose(per_image.rad, rad)]
+    return bool(g.early.any())
+
+
+def reductions(per_image: pd.DataFrame, rad: float, n_boot: int = 2_000, seed: int = 0) -> pd.DataFrame:
+    """Per (backbone, attack): clean and attacked efficacy and early-exit accuracy on the attacked
+    images, the relative efficacy reduction with a percentile bootstrap CI over those images
+    (exploratory; :func:`nascore.report.stats.bootstrap_extreme` with one group)."""
+    rows = []
+    for (b, a), g in per_image[np.isclose(per_image.rad, rad) & (per_image.attack != "clean")].groupby(
+            ["backbone", "attack"], sort=False):
+        eta = _paired(per_image, b, ["clean", a], rad)
+        acc = _paired(per_image, b, ["clean", a], rad, "correct")
+        if measurable(per_image, b, rad):
+            est = bootstrap_extreme({b: eta}, relative_reduction, "min", n_boot, seed=seed)[0]
+            red, low, high = est.estimate, est.low, est.high
+        else:
+            red = low = high = float("nan")
+        rows.append({"backbone": b, "attack": a, "rad": rad, "images": len(eta), "eta_clean": eta[:, 0].mean(),
+                     "eta_attacked": eta[:, 1].mean(), "reduction": red, "low": low, "high": high,
+                     "ee_acc_clean": 100 * acc[:, 0].mean(), "ee_acc_attacked": 100 * acc[:, 1].mean()})
+    return pd.DataFrame(rows)
+
+
+def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None, n_boot: int = 2_000,
+                 seed: int = 0, profile: str | None = None) -> tuple[list[dict], list[str]]:
+    """Verdict rows (:func:`nascore.report.compare_extreme`: the least favourable backbone, images
+    resampled within each backbone) for the pre-registered primaries at RAD<5 % (:data:`PRIMARY`)
+    and exploratory statistics (RAD<15 %, ℓ2/ℓ1, class-universal, the other baselines, CPU
+    latency, the VGG-16 clean-efficacy anchors), and notes. Backbones on which no clean image
+    leaves early are left out of the reduction statistics (named in the notes)."""
+    every = list(dict.fromkeys(per_image.backbone))
+    lab = BACKBONE_LABELS
+    notes, rows = [], []
+
+    def groups(attacks, rad, column="eta", only_measurable=True):
+        keep = [b for b in every if not only_measurable or measurable(per_image, b, rad)]
+        data = {lab.get(b, b): _paired(per_image, b, attacks, rad, column) for b in keep}
+        return {k: v for k, v in data.items() if len(v) >= 2}      # an attack not run on this backbone
+
+    def add(stat, g, aggregate, setting="", exploratory=False):
+        if g:
+            rows.append(compare_extreme(g, stat, aggregate=aggregate, n_boot=n_boot, seed=seed, setting=setting,
+                                        exploratory=exploratory, profile=profile))
+
+    for rad in RAD_BUDGETS:
+        for b in every:
+            if not measurable(per_image, b, rad):
+                notes.append(f"{lab.get(b, b)}: no clean image leaves early at RAD<{round(rad * 100)} %, so there "
+                             "is nothing to slow down; it is left out of that budget's reduction statistics.")
+    r5 = 0.05
+    add("sloth_linf_min_reduction", groups(["clean", "deepsloth_linf"], r5), relative_reduction)
+    add("sloth_universal_min_reduction", groups(["clean", "universal_linf"], r5), relative_reduction)
+    add("sloth_persample_minus_universal", groups(["clean", "deepsloth_linf", "universal_linf"], r5), reduction_gap)
+    add("sloth_minus_pgd_reduction", groups(["clean", "deepsloth_linf", "pgd20"], r5), reduction_gap)
+    add("sloth_ee_accuracy_change", groups(["clean", "deepsloth_linf"], r5, "correct", False), accuracy_change)
+    add("sloth_linf_min_reduction_rad15", groups(["clean", "deepsloth_linf"], 0.15), relative_reduction,
+        "RAD<15 %")
+    add("sloth_l2_min_reduction", groups(["clean", "deepsloth_l2"], r5), relative_reduction)
+    add("sloth_l1_min_reduction", groups(["clean", "deepsloth_l1"], r5), relative_reduction)
+    add("sloth_class_universal_min_reduction", groups(["clean", "class_universal"], r5), relative_reduction)
+    for base in ("pgd_avg", "pgd_max", "uap"):
+        add("sloth_minus_baseline_reduction", groups(["clean", "deepsloth_linf", base], r5), reduction_gap,
+            f"DeepSloth ℓ∞ − {ATTACK_LABELS[base]}")
+    if latency_ms is not None and len(latency_ms):
+        g = {lab.get(b, b): np.stack([d[d.input == k].sort_values("image").ms.to_numpy()
+                                      for k in ("clean", "deepsloth_linf")], axis=1)
+             for b, d in latency_ms.groupby("backbone", sort=False)}
+        add("sloth_cpu_latency_ratio", g, median_ratio, "batch 1, one CPU thread, RAD<5 %")
+    if "vgg16_bn" in every:
+        for rad, stat in ((0.05, "clean_efficacy_rad5"), (0.15, "clean_efficacy_rad15")):
+            rows.append(compare_values(f"deepsloth.{stat}", _series(per_image, "vgg16_bn", "clean", rad),
+                                       statistic=stat, n_boot=n_boot, seed=seed, units_of_analysis="test images",
+                                       setting="VGG-16-BN" if profile == "paper" else
+                                       "VGG-16-BN at this profile's width: not comparable with the full-size anchor",
+                                       exploratory=profile != "paper", profile=profile))
+    return rows, notes
+
+
+# --------------------------------------------------------------------------- figures
+def plot_exit_accuracy(exits: pd.DataFrame, thresholds: pd.DataFrame, ax) -> None:
+    """Clean accuracy of every exit against its cost fraction, one line per backbone."""
+    for b, g in exits.groupby("backbone", sort=False):
+        ax.plot(g.cost, 100 * g.clean_acc, marker="o", ms=3, label=BACKBONE_LABELS.get(b, b))
+    ax.set_xlabel("exit cost (fraction of the full SDN)")
+    ax.set_ylabel("clean accuracy of the exit (%)")
+    ax.legend()
+
+
+def plot_eec(per_image: pd.DataFrame, exits: pd.DataFrame, backbone: str, rad: float, attacks, ax) -> None:
+    """Early-exit capacity curves (cumulative fraction exited vs cost) on clean and attacked inputs."""
+    costs = exits[exits.backbone == backbone].sort_values("exit").cost.to_numpy()
+    for a in attacks:
+        e = _series(per_image, backbone, a, rad, "exit").astype(int)
+        if len(e):
+            cx, cy = eec_curve(e, costs)
+            eta = per_sample_efficacy(e, costs).mean()
+            style = dict(ls="--", lw=2.5, zorder=3) if a == "clean" else dict(lw=1.5)
+            ax.plot(cx, cy, color=ATTACK_COLOURS[a], label=f"{ATTACK_LABELS[a]} (η={eta:.2f})", **style)
+    ax.set_title(f"{BACKBONE_LABELS.get(backbone, backbone)}, RAD<{round(rad * 100)} %")
+    ax.set_xlabel("cost fraction")
+    ax.set_ylabel("fraction exited")
+    ax.legend(fontsize=9)
+
+
+def plot_reductions(red: pd.DataFrame, attacks, ax) -> None:
+    """Relative efficacy reduction with 95 % CI per attack (bars) and backbone (groups)."""
+    backbones = list(dict.fromkeys(red.backbone))
+    width = 0.8 / len(attacks)
+    for i, a in enumerate(attacks):
+        g = red[red.attack == a].set_index("backbone").reindex(backbones)
+        xs = np.arange(len(backbones)) + (i - (len(attacks) - 1) / 2) * width
+        ax.bar(xs, 100 * g.reduction, width, color=ATTACK_COLOURS[a], label=ATTACK_LABELS[a],
+               yerr=100 * np.vstack([g.reduction - g.low, g.high - g.reduction]), capsize=2)
+    ax.axhspan(90, 100, color="0.85", zorder=0, label="claimed 90–100 %")
+    ax.set_xticks(np.arange(len(backbones)), [BACKBONE_LABELS.get(b, b) for b in backbones])
+    ax.set_xlim(-0.5, len(backbones) - 0.5)
+    for i, b in enumerate(backbones):
+        if red[red.backbone == b].reduction.isna().all():
+            ax.text(i, 50, "no clean\nearly exits", ha="center", va="center", fontsize=10, color="0.3")
+    ax.set_ylabel("efficacy reduction (%)")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.legend(fontsize=9, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+
+
+def plot_exit_histogram(per_image: pd.DataFrame, exits: pd.DataFrame, backbone: str, rad: float, ax,
+                        attack: str = "deepsloth_linf") -> None:
+    """Where images leave the network, clean vs attacked (last bar = the final exit)."""
+    k = int((exits.backbone == backbone).sum())
+    for a, shift in (("clean", -0.2), (attack, 0.2)):
+        e = _series(per_image, backbone, a, rad, "exit").astype(int)
+        frac = np.bincount(e, minlength=k) / max(1, len(e))
+        ax.bar(np.arange(1, k + 1) + shift, 100 * frac, 0.4, color=ATTACK_COLOURS[a], label=ATTACK_LABELS[a])
+    ax.set_xticks(np.arange(1, k + 1, 1 if k <= 16 else 2))
+    ax.set_title(f"{BACKBONE_LABELS.get(backbone, backbone)}, RAD<{round(rad * 100)} %")
+    ax.set_xlabel("exit (last = final)")
+    ax.set_ylabel("images (%)")
+    ax.legend(fontsize=9)

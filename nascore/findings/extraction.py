@@ -1,0 +1,279 @@
+"""Chapter 7 — model extraction: are NAS models easier to steal?
+
+Pang et al. (USENIX Security 2022, Fig. 9; protocol §4.4) report that a Knockoff-Nets thief of
+the victim's own architecture reaches a lower cross entropy H(p_victim, q_thief) against NAS
+victims (about −0.3 nats), and (Table 4) that the deeper mitigation cells are harder to steal
+(about +0.5 nats against DARTS). This module, per victim of the chapter's model list:
+
+* trains one thief per query budget Q on the victim's **hard** labels (what the artifact's ART loss
+  actually used; the primary statistic ``extraction_ce`` is taken at the largest budget) and one
+  per soft-label budget on its probability vectors (exploratory ``extraction_ce_soft``), each a
+  cached zoo model (:class:`nascore.attacks.extraction.ThiefVariant`), in parallel workers;
+* scores each thief on a fixed, seeded set of test images — the same for every model: CE, the
+  victim's entropy (the CE's floor), the thief's accuracy and its agreement with the victim —
+  and keeps the per-image CE for the paired mitigation comparison.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import zoo
+from ..attacks.extraction import (MODES, THIEF_RECIPE, ThiefVariant, check_budgets, extraction_metrics,
+                                  per_image_ce, predict_probs)
+from ..models import family
+from ..profiles import Profile
+from ..report import compare_paired
+from .workers import map_in_workers
+
+BASELINE = "darts"
+EVAL_SEED = 77  # which test images score the thieves (the same for every model)
+MONITOR_PER_CLASS = 10  # the thief's per-epoch test accuracy in its record: a progress monitor on 100 images
+#: Below this many training image-passes over all thieves the chapter trains them in this process: starting
+#: worker processes (seconds each) would cost more than it saves (smoke: 20 thieves, 27 s in-process vs 236 s
+#: with fresh processes, measured on the shared 2-core machine).
+IN_PROCESS_BELOW = 20_000
+THIEVES_PER_PROCESS = 8  # a worker process is replaced after this many thieves (returns fragmented memory)
+
+
+def chapter_models(profile: Profile) -> tuple[str, ...]:
+    """The victims of this chapter: ``profile.extraction_models`` (validated against the profile's
+    zoo) or, if ``None``, every model of the profile."""
+    models = profile.models if profile.extraction_models is None else tuple(profile.extraction_models)
+    unknown = [m for m in models if m not in profile.models]
+    if unknown:
+        raise ValueError(f"extraction_models {unknown} are not in profile {profile.name!r}'s zoo; "
+                         f"valid: {', '.join(profile.models)}")
+    fams = {family(m) for m in models}
+    if not {"nas", "manual"} <= fams:
+        raise ValueError(f"extraction_models need NAS and manual models, got {models}")
+    return models
+
+
+def check_parameters(profile: Profile, n_train: int | None = None) -> None:
+    """Every knob of this chapter, before any compute (budgets against ``n_train`` when known)."""
+    check_budgets(tuple(profile.extraction_budgets), n_train)
+    if profile.extraction_soft_budgets is not None:
+        check_budgets(tuple(profile.extraction_soft_budgets), n_train)
+    if profile.thief_epochs < 1:
+        raise ValueError(f"thief_epochs must be >= 1, got {profile.thief_epochs}")
+    n = profile.extraction_test_images
+    if n is not None and not 1 <= n <= 10_000:
+        raise ValueError(f"extraction_test_images must be in 1..10000 or None, got {n}")
+
+
+def soft_budgets(profile: Profile) -> tuple[int, ...]:
+    return tuple(profile.extraction_budgets) if profile.extraction_soft_budgets is None \
+        else tuple(profile.extraction_soft_budgets)
+
+
+def thief_overrides(profile: Profile) -> dict:
+    """The thief's recipe (the artifact's ART loop, :data:`THIEF_RECIPE`) for ``profile.thief_epochs``."""
+    return {**THIEF_RECIPE, "epochs": profile.thief_epochs,
+            "test_per_class": min(MONITOR_PER_CLASS, profile.test_per_class or MONITOR_PER_CLASS)}
+
+
+def eval_indices(profile: Profile, n_test: int) -> torch.Tensor:
+    n = n_test if profile.extraction_test_images is None else profile.extraction_test_images
+    return torch.randperm(n_test, generator=torch.Generator().manual_seed(EVAL_SEED))[:n].sort().values
+
+
+def victim_row(name: str, seed: int, entry) -> dict:
+    """Model identity and the confounds every per-model table carries."""
+    rec = entry.record
+    return {"model": name, "family": family(name), "seed": seed,
+            "params": int(sum(p.numel() for p in entry.model.parameters())),
+            "clean_acc": 100 * rec["metrics"]["test_acc"], "train_loss": rec["history"][-1]["train_loss"]}
+
+
+def _score_thief(name: str, profile_fields: dict, seed: int, variant: ThiefVariant, overrides: dict,
+                 idx: torch.Tensor, victim_probs: torch.Tensor) -> dict:
+    """Train (or load) one thief and score it on the test images ``idx`` (worker function)."""
+    t0 = time.perf_counter()
+    thief = zoo.get(name, Profile(**profile_fields), seed=seed, progress=False, variant=variant, **overrides)
+    data = zoo.dataset()
+    x, y = data.test_x[idx], data.test_y[idx]
+    logq = predict_probs(thief.model, x, log=True)
+    hist = thief.record["history"]
+    return {"model": variant.victim, "thief": name, "seed": seed, "budget": variant.budget, "mode": variant.mode,
+            **extraction_metrics(victim_probs, logq, y), "ce_per_image": per_image_ce(victim_probs, logq).numpy(),
+            "thief_train_loss": hist[-1]["train_loss"], "thief_train_seconds": thief.record["metrics"]["train_seconds"],
+            "seconds": time.perf_counter() - t0}
+
+
+def run(profile: Profile, data, progress: bool = True, workers: int | None = None):
+    """Victims (cached zoo), thieves (trained in parallel, cached), scores.
+
+    Returns ``(victims, thieves, per_image)``: the zoo entries ``{(model, seed): TrainedModel}``;
+    one row per (model, seed, budget, mode) with the victim's confounds; per-image CE arrays
+    ``{(model, seed, budget, mode): (n,)}``.
+    """
+    models = chapter_models(profile)
+    victims = zoo.train_many(models, profile, seeds=profile.seeds, progress=progress)
+    cfg = zoo.ModelConfig(**next(iter(victims.values())).record["config"])
+    n_train = len(zoo.splits(data, cfg)[1])
+    check_parameters(profile, n_train)
+    idx = eval_indices(profile, len(data.test_y))
+    overrides = thief_overrides(profile)
+    jobs = []
+    for (name, seed), entry in victims.items():
+        probs = predict_probs(entry.model, data.test_x[idx])
+        budgets = [(b, "hard") for b in profile.extraction_budgets] + [(b, "soft") for b in soft_budgets(profile)]
+        for budget, mode in budgets:
+            variant = ThiefVariant(victim=name, victim_key=entry.record["key"], budget=budget, mode=mode)
+            zoo.resolve(name, profile, seed, variant=variant, **overrides)  # validates before any training
+            jobs.append((name, profile.to_dict(), seed, variant, overrides, idx, probs))
+    # the largest jobs first, so that the workers finish together
+    jobs.sort(key=lambda j: j[3].budget * (1.0 if family(j[0]) != "manual" else 0.4), reverse=True)
+
+    def report(r, elapsed):
+        if progress:
+            print(f"thief {r['thief']:>16} Q={r['budget']:>5} {r['mode']}: CE {r['ce']:.3f} "
+                  f"acc {100 * r['thief_acc']:.1f} % ({elapsed:.0f} s)", flush=True)
+
+    passes = sum(j[3].budget for j in jobs) * profile.thief_epochs
+    results = map_in_workers(_score_thief, jobs, 1 if passes < IN_PROCESS_BELOW else workers, report,
+                             tasks_per_process=THIEVES_PER_PROCESS)
+    conf = {key: victim_row(*key, entry) for key, entry in victims.items()}
+    rows, per_image = [], {}
+    for r in results:
+        per_image[(r["model"], r["seed"], r["budget"], r["mode"])] = r.pop("ce_per_image")
+        rows.append({**conf[(r["model"], r["seed"])], **r})
+    thieves = pd.DataFrame(rows)
+    for c in ("thief_acc", "victim_acc", "agreement"):
+        thieves[c] = 100 * thieves[c]
+    return victims, thieves.sort_values(["model", "seed", "mode", "budget"], ignore_index=True), per_image
+
+
+def per_model(thieves: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, seed): the chapter's statistics at the largest budget, with confounds.
+
+    ``extraction_ce`` (primary; hard labels), ``extraction_thief_acc``, ``extraction_agreement``
+    (%), ``victim_entropy``; ``extraction_ce_soft`` at the largest soft-label budget
+    (``soft_budget``; exploratory).
+    """
+    keys = ["model", "family", "seed", "params", "clean_acc", "train_loss"]
+    hard = thieves[thieves["mode"] == "hard"]
+    top = hard[hard.budget == hard.budget.max()]
+    out = top[keys + ["budget", "ce", "thief_acc", "agreement", "victim_entropy"]].rename(columns={
+        "ce": "extraction_ce", "thief_acc": "extraction_thief_acc", "agreement": "extraction_agreement"})
+    soft = thieves[thieves["mode"] == "soft"]
+    if not soft.empty:
+        s = soft[soft.budget == soft.budget.max()][["model", "seed", "budget", "ce"]]
+        out = out.merge(s.rename(columns={"budget": "soft_budget", "ce": "extraction_ce_soft"}),
+                        on=["model", "seed"], how="left")
+    return out.reset_index(drop=True)
+
+
+def mode_comparison(thieves: pd.DataFrame) -> pd.DataFrame:
+    """Hard vs soft labels at the budgets run in both modes: mean CE per family (nats)."""
+    both = thieves.pivot_table(index=["model", "family", "seed", "budget"], columns="mode", values="ce").dropna()
+    if both.empty or not set(MODES) <= set(both.columns):
+        return pd.DataFrame(columns=["family", "budget", "hard", "soft", "soft_minus_hard", "n_models"])
+    both = both.reset_index()
+    both["soft_minus_hard"] = both["soft"] - both["hard"]
+    out = both.groupby(["family", "budget"]).agg(hard=("hard", "mean"), soft=("soft", "mean"),
+                                                 soft_minus_hard=("soft_minus_hard", "mean"),
+                                                 n_models=("model", "nunique"))
+    return out.reset_index()
+
+
+def mitigation_rows(per_image: dict, thieves: pd.DataFrame, mitigations, seed: int = 0) -> list[dict]:
+    """mitigation − DARTS-V2 extraction CE at the largest hard-label budget, per mitigation cell.
+
+    Units: the test images, **paired** (both thieves scored on the same images; bootstrap CI and
+    sign-flip p of the mean per-image difference). With one trained victim and thief per
+    architecture this speaks about these trained weights, not about the architectures.
+    """
+    budget = int(thieves.loc[thieves["mode"] == "hard", "budget"].max())
+    base = per_image.get((BASELINE, seed, budget, "hard"))
+    if base is None:
+        raise ValueError(f"the mitigation comparison needs {BASELINE!r} among the extraction models")
+    return [compare_paired(per_image[(name, seed, budget, "hard")], base, "extraction_ce",
+                           "mitigation.more_manual_like", name, baseline=BASELINE, seed=seed,
+                           setting=f"Q = {budget}, hard labels")
+            for name in mitigations]
+
+
+def paper_ce(models=None) -> pd.DataFrame | None:
+    """The paper's per-model Fig. 9 CE at each budget it reports (1k–16k) for ``models`` (all if
+    ``None``), or ``None`` when this checkout has no copy of the paper's values (``nascore.report.paper``)."""
+    try:
+        from ..report.paper import paper_values
+    except ImportError:
+        return None
+    df = paper_values("Fig. 9")
+    df = df.assign(budget=df["setting"].str.extract(r"at (\d+)k queries")[0].astype(int) * 1000)
+    if models is not None:
+        df = df[df.model.isin(models)]
+    return df[["model", "family", "budget", "value"]].rename(columns={"value": "paper_ce"})
+
+
+def paper_mitigation_ce() -> pd.DataFrame | None:
+    """The paper's Table 4 extraction CE at 16k queries (DARTS and the mitigations), or ``None``."""
+    try:
+        from ..report.paper import paper_values
+    except ImportError:
+        return None
+    df = paper_values("Table 4 / Fig. 17", "extraction CE at 16k queries")
+    return df[["model", "value"]].rename(columns={"value": "paper_ce_16k"})
+
+
+def label_mode_text(thieves: pd.DataFrame, paper: pd.DataFrame | None) -> str:
+    """Which label mode the paper's numbers fit, read off one property: cross entropies above
+    ln 10 (the CE of a thief answering uniformly), which confidently wrong hard-label thieves reach."""
+    ln10 = float(np.log(10))
+    share = {m: float((g.ce > ln10).mean()) for m, g in thieves.groupby("mode")}
+    lines = [f"- **{m} labels** (this run): CE from {g.ce.min():.2f} to {g.ce.max():.2f} nats; "
+             f"{int((g.ce > ln10).sum())} of {len(g)} thieves above ln 10." for m, g in thieves.groupby("mode")]
+    if paper is None:
+        return "\n".join(lines + ["- The paper's values are not in this checkout."])
+    above = int((paper.paper_ce > ln10).sum())
+    lines.append(f"- **the paper** (Fig. 9, all models and budgets): {above} of {len(paper)} values above ln 10, "
+                 f"up to {paper.paper_ce.max():.2f} nats.")
+    if above and set(MODES) <= set(share):
+        if share["hard"] > share["soft"]:
+            lines.append(f"- Here {100 * share['hard']:.0f} % of the hard-label thieves and {100 * share['soft']:.0f} % "
+                         "of the soft-label ones exceed ln 10: the paper's values above ln 10 fit **hard labels**, as "
+                         "the artifact's code implies.")
+        else:
+            lines.append(f"- Here the modes do not separate on this property ({100 * share['hard']:.0f} % of the "
+                         f"hard-label and {100 * share['soft']:.0f} % of the soft-label thieves above ln 10): this run "
+                         "cannot tell which mode the paper's numbers come from.")
+    return "\n".join(lines)
+
+
+def family_budget_means(thieves: pd.DataFrame, mode: str = "hard") -> pd.DataFrame:
+    """Mean CE per family and budget (nats): the numbers behind the budget plot."""
+    sub = thieves[thieves["mode"] == mode]
+    return sub.groupby(["family", "budget"], as_index=False).agg(ce=("ce", "mean"), thief_acc=("thief_acc", "mean"),
+                                                                 n_models=("model", "nunique"))
+
+
+def confound_correlations(per_model_df: pd.DataFrame, value: str = "extraction_ce", seed: int = 0) -> pd.DataFrame:
+    """Spearman ρ between ``value`` and each confound over all victims (is it just size or accuracy?)."""
+    from .common import spearman_row
+
+    pm = per_model_df.groupby("model").mean(numeric_only=True)
+    rows = []
+    for c in ("params", "clean_acc", "train_loss", "victim_entropy"):
+        if c in pm:
+            rows.append({"confound": c, "value": value, **spearman_row(np.log10(pm[c]) if c == "params" else pm[c],
+                                                                        pm[value], seed)})
+    return pd.DataFrame(rows)
+
+
+def budget_rows(thieves: pd.DataFrame, profile: Profile) -> list[dict]:
+    """Exploratory NAS − manual rows of the hard-label CE at each budget below the largest
+    (``extraction_ce_at_budget``): the paper's −0.3 fits its small budgets (§11)."""
+    from .common import nas_vs_manual
+
+    hard = thieves[thieves["mode"] == "hard"]
+    rows = []
+    for b in sorted(hard.budget.unique())[:-1]:
+        df = hard[hard.budget == b].rename(columns={"ce": "extraction_ce_at_budget"})
+        rows.append(nas_vs_manual(df, "extraction_ce_at_budget", setting=f"Q = {b}, hard labels", profile=profile.name))
+    return rows

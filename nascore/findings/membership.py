@@ -1,0 +1,292 @@
+"""Chapter 8 — membership inference: do NAS models leak more about their training images?
+
+Pang et al. (USENIX Security 2022, Fig. 10; protocol §4.5) report a label-only membership
+attack about 0.04 AUC more successful against NAS models. This module measures, per model:
+
+* the artifact's attack: HopSkipJump (untargeted, L2, 10 iterations, ≤ 100 probes) from members
+  (random training images, one crop/flip draw) and confidence-matched non-members (test images
+  with victim max-softmax in [0.999, 0.99999], widened by the stated rule when too few exist);
+  score = L∞ of the perturbation (the artifact) and L2 (what the attack optimises); ROC AUC
+  folded to ≥ 0.5 as the artifact does (``mia_boundary_auc``, ``mia_boundary_auc_l2``);
+* score-based attacks on random members vs random non-members (loss = Yeom et al. 2018, primary
+  ``mia_loss_auc``; confidence, entropy, modified entropy; offline LiRA when the profile trains
+  reference models), AUC and TPR at 1 % and 0.1 % FPR;
+* the train–test generalisation gap on the same images (membership leaks through overfitting).
+
+The member and non-member sets are drawn once per profile, seeded, the same for every model
+(:class:`MembershipSets`); only the confidence-matched non-members depend on the victim, as the
+artifact's selection rule does, chosen in one fixed order.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import zoo
+from ..attacks.extraction import load_cached_model
+from ..attacks.membership import (ARTIFACT_SEED, SCORE_ATTACKS, HopSkipJump, artifact_hopskipjump, artifact_members,
+                                  auc_p_value, confidence_matched, folded_auc, lira_offline, logit_confidence,
+                                  membership_scores, random_indices, roc_auc, tpr_at_fpr)
+from ..attacks.membership.reference import HoldOutVariant
+from ..models import family
+from ..models.base import eval_mode
+from ..profiles import Profile
+from .workers import map_in_workers
+
+SCORE_SEED = 31  # which training images are the score-based members (and the LiRA references' held-out set)
+POOL_SEED = 32  # the order of the test images screened for non-members
+REFERENCE_SEED0 = 1000  # training seeds of the LiRA reference models: 1000, 1001, ...
+FPRS = {"1fpr": 0.01, "01fpr": 0.001}
+#: Score-based attack → column prefix (the registered statistics' names).
+COLUMN = {"loss": "mia_loss", "confidence": "mia_conf", "entropy": "mia_entropy",
+          "modified_entropy": "mia_mentr", "lira": "mia_lira"}
+SMOOTHNESS_STATS = ("gv_init", "gv_trained", "top_eig", "trace", "param_flatness")
+
+
+@dataclass(frozen=True)
+class MembershipSets:
+    """The images every model of a profile is attacked with.
+
+    boundary_members : uint8 ``(n, 3, 32, 32)`` — random training images with one crop/flip draw.
+    boundary_member_idx, score_member_idx : indices into the profile's training split.
+    pool_idx : indices into the test set, in the seeded order non-members are taken from (the
+        first ``n_score`` are the score-based non-members).
+    n_score : score-based members = non-members.
+    """
+
+    boundary_members: torch.Tensor
+    boundary_member_idx: torch.Tensor
+    score_member_idx: torch.Tensor
+    pool_idx: torch.Tensor
+    n_score: int
+
+
+def chapter_models(profile: Profile) -> tuple[str, ...]:
+    """``profile.membership_models`` (validated) or the profile's NAS and manual models."""
+    models = (profile.nas_models + profile.manual_models) if profile.membership_models is None \
+        else tuple(profile.membership_models)
+    unknown = [m for m in models if m not in profile.models]
+    if unknown:
+        raise ValueError(f"membership_models {unknown} are not in profile {profile.name!r}'s zoo; "
+                         f"valid: {', '.join(profile.models)}")
+    if not {"nas", "manual"} <= {family(m) for m in models}:
+        raise ValueError(f"membership_models need NAS and manual models, got {models}")
+    return models
+
+
+def check_parameters(profile: Profile, n_train: int | None = None, n_test: int = 10_000) -> None:
+    """Every knob of this chapter, before any compute."""
+    for k in ("mia_samples", "mia_score_samples"):
+        if getattr(profile, k) < 1:
+            raise ValueError(f"{k} must be >= 1, got {getattr(profile, k)}")
+    pool = profile.mia_pool_images if profile.mia_pool_images is not None else n_test
+    if not 1 <= pool <= n_test:
+        raise ValueError(f"mia_pool_images must be in 1..{n_test} or None, got {profile.mia_pool_images}")
+    need = max(profile.mia_samples, profile.mia_score_samples)
+    if need > pool:
+        raise ValueError(f"mia_pool_images={pool} test images cannot supply {need} non-members")
+    if n_train is not None and need > n_train:
+        raise ValueError(f"the training split has {n_train} images, fewer than the {need} members asked for")
+    if profile.mia_reference_models == 1:
+        raise ValueError("mia_reference_models must be 0 (LiRA off) or >= 2 (a variance needs two models)")
+
+
+def draw_sets(profile: Profile, train_x: torch.Tensor, n_test: int) -> MembershipSets:
+    members, member_idx = artifact_members(train_x, profile.mia_samples, seed=ARTIFACT_SEED)
+    pool = n_test if profile.mia_pool_images is None else profile.mia_pool_images
+    return MembershipSets(boundary_members=members, boundary_member_idx=member_idx,
+                          score_member_idx=random_indices(len(train_x), profile.mia_score_samples, SCORE_SEED),
+                          pool_idx=random_indices(n_test, pool, POOL_SEED), n_score=profile.mia_score_samples)
+
+
+@torch.no_grad()
+def _logits(model, x_uint8: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    dev = next(model.parameters()).device
+    with eval_mode(model):
+        return torch.cat([model(x_uint8[i:i + batch_size].to(dev).float().div_(255)).float().cpu()
+                          for i in range(0, len(x_uint8), batch_size)])
+
+
+def _attack_rows(attack: str, labels: np.ndarray, scores: np.ndarray, fold: bool) -> dict:
+    auc = roc_auc(labels, scores)
+    return {"attack": attack, "auc_raw": auc, "auc": folded_auc(auc) if fold else auc,
+            "p_value": auc_p_value(labels, scores),
+            **{f"tpr_at_{k}": 100 * tpr_at_fpr(labels, scores, f) for k, f in FPRS.items()},
+            "n_members": int(labels.sum()), "n_nonmembers": int((labels == 0).sum())}
+
+
+def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSets, hsj: HopSkipJump,
+                  reference_keys: tuple[str, ...]) -> dict:
+    """Every attack on one model (worker function): rows per attack, the per-model summary and
+    the per-image scores for the ROC plots."""
+    t0 = time.perf_counter()
+    entry = zoo.get(name, Profile(**profile_fields), seed=seed, progress=False)
+    model = entry.model
+    data = zoo.dataset()
+    train_x, train_y, *_ = zoo.splits(data, zoo.ModelConfig(**entry.record["config"]))
+    pool_x, pool_y = data.test_x[sets.pool_idx], data.test_y[sets.pool_idx]
+    pool_logits = _logits(model, pool_x)
+    # --- the artifact's label-only attack
+    nm, band = confidence_matched(pool_logits.double().softmax(1).max(1).values.numpy(), len(sets.boundary_members))
+    x = torch.cat([sets.boundary_members, pool_x[nm]]).float().div_(255)
+    t_hsj = time.perf_counter()
+    res = hsj(model, x.to(next(model.parameters()).device))
+    t_hsj = time.perf_counter() - t_hsj
+    n = len(sets.boundary_members)
+    labels = np.r_[np.ones(n), np.zeros(n)].astype(int)
+    linf, l2 = res.linf.cpu().numpy().astype(float), res.l2.cpu().numpy().astype(float)
+    rows = [_attack_rows("boundary_linf", labels, linf, fold=True), _attack_rows("boundary_l2", labels, l2, fold=True)]
+    # --- score-based attacks: random members vs the first n_score pool images
+    m_idx = sets.score_member_idx
+    m_logits, nm_logits = _logits(model, train_x[m_idx]), pool_logits[:sets.n_score]
+    s_labels = np.r_[np.ones(len(m_idx)), np.zeros(sets.n_score)].astype(int)
+    y_all = torch.cat([train_y[m_idx], pool_y[:sets.n_score]])
+    logits_all = torch.cat([m_logits, nm_logits])
+    scores = membership_scores(logits_all, y_all)
+    for attack in SCORE_ATTACKS:
+        rows.append(_attack_rows(attack, s_labels, scores[attack], fold=False))
+    if reference_keys:
+        ref_phi = np.stack([logit_confidence(_logits(load_cached_model(name, k), torch.cat(
+            [train_x[m_idx], pool_x[:sets.n_score]])), y_all) for k in reference_keys])
+        scores["lira"] = lira_offline(logit_confidence(logits_all, y_all), ref_phi)
+        rows.append(_attack_rows("lira", s_labels, scores["lira"], fold=False))
+    acc_m = float((m_logits.argmax(1) == train_y[m_idx]).double().mean())
+    acc_nm = float((nm_logits.argmax(1) == pool_y[:sets.n_score]).double().mean())
+    ce = torch.nn.functional.cross_entropy
+    summary = {"model": name, "seed": seed, "train_acc_members": 100 * acc_m, "test_acc_nonmembers": 100 * acc_nm,
+               "gen_gap": 100 * (acc_m - acc_nm),
+               "loss_gap": float(ce(nm_logits, pool_y[:sets.n_score]) - ce(m_logits, train_y[m_idx])),
+               "band_low": band[0], "band_high": band[1],
+               "boundary_failures": int((~res.success).sum()),
+               "median_linf_members": float(np.median(linf[:n])), "median_linf_nonmembers": float(np.median(linf[n:])),
+               "hsj_queries_mean": float(res.queries.double().mean()), "hsj_seconds": t_hsj,
+               "seconds": time.perf_counter() - t0}
+    per_image = {"boundary": {"labels": labels, "linf": linf, "l2": l2},
+                 "score": {"labels": s_labels, **{k: np.asarray(v) for k, v in scores.items()}}}
+    return {"rows": [{"model": name, "seed": seed, **r} for r in rows], "summary": summary, "per_image": per_image}
+
+
+def train_references(models, profile: Profile, n_train: int, progress: bool = True) -> dict[str, tuple[str, ...]]:
+    """Offline-LiRA reference models (``profile.mia_reference_models`` per architecture, trained
+    without the score-based members); ``{model: (cache keys,)}``, empty when LiRA is off."""
+    r = profile.mia_reference_models
+    if r == 0:
+        return {m: () for m in models}
+    variant = HoldOutVariant(profile.mia_score_samples, SCORE_SEED)
+    seeds = tuple(REFERENCE_SEED0 + i for i in range(r))
+    small = n_train * profile.epochs * len(models) * r < 20_000  # process start-up would dominate
+    refs = zoo.train_many(models, profile, seeds=seeds, variant=variant, progress=progress,
+                          workers=1 if small else None)
+    return {m: tuple(refs[(m, s)].record["key"] for s in seeds) for m in models}
+
+
+def run(profile: Profile, data, progress: bool = True, workers: int | None = None, hsj: HopSkipJump | None = None):
+    """Every attack on every model of the chapter.
+
+    Returns ``(victims, per_model, attacks, per_image, sets)``: the zoo entries; one row per
+    (model, seed) with confounds, gap and the registered statistics; one row per (model, seed,
+    attack); per-image scores ``{(model, seed): {...}}``; the :class:`MembershipSets`.
+    """
+    models = chapter_models(profile)
+    check_parameters(profile, n_test=len(data.test_y))
+    victims = zoo.train_many(models, profile, seeds=profile.seeds, progress=progress)
+    configs = {k: zoo.ModelConfig(**e.record["config"]) for k, e in victims.items()}
+    if len({str(c.data) for c in configs.values()}) != 1:
+        raise ValueError("the models of this chapter were trained on different training splits: one member set "
+                         "cannot serve them all")
+    train_x = zoo.splits(data, next(iter(configs.values())))[0]
+    check_parameters(profile, n_train=len(train_x), n_test=len(data.test_y))
+    sets = draw_sets(profile, train_x, len(data.test_y))
+    refs = train_references(models, profile, len(train_x), progress)
+    hsj = hsj or artifact_hopskipjump()
+    jobs = [(name, profile.to_dict(), seed, sets, hsj, refs[name]) for name, seed in victims]
+    small = 2 * profile.mia_samples * 720 * len(jobs) < 50_000  # forward passes: process start-up would dominate
+
+    def report(r, elapsed):
+        if progress:
+            s = r["summary"]
+            print(f"{s['model']:>16}: boundary AUC {r['rows'][0]['auc']:.3f}, loss AUC {r['rows'][2]['auc']:.3f}, "
+                  f"gap {s['gen_gap']:.1f} pp ({elapsed:.0f} s)", flush=True)
+
+    results = map_in_workers(_attack_model, jobs, 1 if small else workers, report, tasks_per_process=len(jobs))
+    attacks = pd.DataFrame([row for r in results for row in r["rows"]])
+    summary = pd.DataFrame([r["summary"] for r in results])
+    conf = pd.DataFrame([{"model": n, "seed": s, "family": family(n),
+                          "params": int(sum(p.numel() for p in e.model.parameters())),
+                          "clean_acc": 100 * e.record["metrics"]["test_acc"],
+                          "train_loss": e.record["history"][-1]["train_loss"]} for (n, s), e in victims.items()])
+    wide = attacks.pivot_table(index=["model", "seed"], columns="attack", values=["auc", "tpr_at_1fpr", "tpr_at_01fpr"])
+    stats = pd.DataFrame(index=wide.index)
+    stats["mia_boundary_auc"] = wide[("auc", "boundary_linf")]
+    stats["mia_boundary_auc_l2"] = wide[("auc", "boundary_l2")]
+    for attack, col in COLUMN.items():
+        if ("auc", attack) in wide:
+            stats[f"{col}_auc"] = wide[("auc", attack)]
+            for k in FPRS:
+                stats[f"{col}_tpr_at_{k}"] = wide[(f"tpr_at_{k}", attack)]
+    per_model = conf.merge(summary, on=["model", "seed"]).merge(stats.reset_index(), on=["model", "seed"])
+    per_image = {(r["summary"]["model"], r["summary"]["seed"]): r["per_image"] for r in results}
+    return victims, per_model, attacks, per_image, sets
+
+
+def gap_adjusted(per_model: pd.DataFrame, value: str, covariate: str = "gen_gap", ci: float = 0.95) -> dict:
+    """NAS − manual difference of ``value`` adjusted for ``covariate`` alone, by least squares over
+    the models (``value ~ 1 + NAS + covariate``, seed-averaged; :func:`nascore.report.confounds.adjust`):
+    coefficient of NAS, its t-based CI and p; NaN with a note when too few models remain."""
+    from ..report.confounds import MIN_RESIDUAL_DF, adjust
+
+    pm = per_model[per_model.family.isin(["nas", "manual"])].groupby("model").agg(
+        v=(value, "mean"), c=(covariate, "mean"), family=("family", "first"))
+    fit = adjust(pm.v.to_numpy(float), (pm.family == "nas").to_numpy(), pm[["c"]].rename(columns={"c": covariate}),
+                 ci)[covariate]
+    row = {"value": value, "covariate": covariate, "n": len(pm)}
+    if fit is None or not np.isfinite(fit.estimate):
+        return {**row, "estimate": np.nan, "low": np.nan, "high": np.nan, "p_value": np.nan,
+                "note": f"not estimable: needs >= {MIN_RESIDUAL_DF + 3} models and a covariate that varies"}
+    return {**row, "estimate": fit.estimate, "low": fit.low, "high": fit.high, "p_value": fit.p_value, "note": ""}
+
+
+def smoothness_correlations(per_model: pd.DataFrame, profile: Profile, values=("mia_boundary_auc", "mia_loss_auc"),
+                            seed: int = 0) -> tuple[pd.DataFrame | None, str]:
+    """Spearman ρ between this chapter's AUCs and chapter 3's smoothness statistics, over the
+    models in both tables; ``(None, reason)`` when chapter 3's table is missing."""
+    from ..provenance import REPO_ROOT
+    from ..report import load_results
+    from .common import spearman_row
+
+    stem = REPO_ROOT / "results" / profile.name / "03_smoothness" / "per_model"
+    if not stem.with_suffix(".csv").is_file():
+        return None, f"chapter 3's table (results/{profile.name}/03_smoothness/per_model.csv) is not there: run chapter 3 first"
+    smooth = load_results(stem).groupby("model").mean(numeric_only=True)
+    ours = per_model.groupby("model").mean(numeric_only=True)
+    both = ours.join(smooth[[c for c in SMOOTHNESS_STATS if c in smooth]], how="inner", rsuffix="_ch3")
+    rows = [{"smoothness": s, "value": v, **spearman_row(both[s], both[v], seed)}
+            for s in SMOOTHNESS_STATS if s in both for v in values if v in both]
+    return pd.DataFrame(rows), f"over the {len(both)} models in both tables"
+
+
+def paper_auc(models) -> pd.DataFrame | None:
+    """The paper's per-model label-only AUC (Fig. 10), or ``None`` when this checkout has no copy
+    of the paper's values (``nascore.report.paper``)."""
+    try:
+        from ..report.paper import paper_values
+    except ImportError:
+        return None
+    df = paper_values("Fig. 10")
+    return df[df.model.isin(models)][["model", "family", "value"]].rename(columns={"value": "paper_auc"})
+
+
+def roc_points(per_image: dict, kind: str, attack: str) -> dict:
+    """``{(model, seed): (fpr, tpr)}`` of one attack (``kind`` "boundary" or "score")."""
+    from ..attacks.membership import roc_curve
+
+    out = {}
+    for key, d in per_image.items():
+        if attack in d[kind]:
+            fpr, tpr, _ = roc_curve(d[kind]["labels"], d[kind][attack])
+            out[key] = (fpr, tpr)
+    return out
