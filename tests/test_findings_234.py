@@ -44,21 +44,48 @@ def test_nes_budget_that_affords_no_step_is_refused_before_compute():
         evasion.nes_budgets(P)
 
 
+def _fake_sets(monkeypatch, masks, total):
+    """Models whose correctness per image is given; images carry their index in pixel [0,0,0]."""
+    seen = []
+    x = torch.arange(total, dtype=torch.uint8).view(total, 1, 1, 1).expand(total, 3, 2, 2)
+    y = torch.zeros(total, dtype=torch.long)
+    monkeypatch.setattr(evasion, "test_subset", lambda entry, data: (x, y))
+
+    def fake(model, xs, ys):
+        idx = xs[:, 0, 0, 0].long()
+        seen.extend(idx.tolist())
+        return torch.tensor(model, dtype=torch.bool)[idx]
+
+    monkeypatch.setattr(evasion, "correct_mask", fake)
+    return {k: type("E", (), {"model": v})() for k, v in masks.items()}, seen
+
+
 def test_image_sets_protocol_and_pairs(monkeypatch):
     masks = {("darts", 0): [1, 0, 1, 1, 0, 1, 1], ("diy_deep", 0): [0, 1, 1, 0, 0, 1, 1],
              ("resnet18", 0): [1, 1, 1, 1, 1, 1, 1]}
-    y = torch.zeros(7, dtype=torch.long)
-    monkeypatch.setattr(evasion, "test_subset", lambda entry, data: (torch.zeros(7, 3, 2, 2, dtype=torch.uint8), y))
-    monkeypatch.setattr(evasion, "correct_mask", lambda model, x, y: torch.tensor(model, dtype=torch.bool))
-    entries = {k: type("E", (), {"model": v})() for k, v in masks.items()}
+    entries, _ = _fake_sets(monkeypatch, masks, 7)
     protocol, pairs = evasion.image_sets(entries, None, 3, "darts", ("diy_deep",))
     assert protocol[("darts", 0)].tolist() == [0, 2, 3]
     assert protocol[("diy_deep", 0)].tolist() == [1, 2, 5]
-    assert pairs == {("diy_deep", 0): pairs[("diy_deep", 0)]} and pairs[("diy_deep", 0)].tolist() == [2, 5, 6]
+    assert list(pairs) == [("diy_deep", 0)] and pairs[("diy_deep", 0)].tolist() == [2, 5, 6]
     table = evasion.paired_table(pairs, "darts")
     assert table.image.tolist() == [2, 5, 6] and set(table.subject) == {"diy_deep"}
     with pytest.raises(ValueError, match="n must be"):
         evasion.image_sets(entries, None, 0)
+
+
+def test_image_sets_classify_a_growing_prefix_only_as_far_as_needed(monkeypatch):
+    total = 40
+    base = [1] * total
+    late = [0] * 12 + [1] * (total - 12)   # the pair is jointly correct only from image 12 on
+    entries, seen = _fake_sets(monkeypatch, {("darts", 0): base, ("diy_deep", 0): late}, total)
+    protocol, pairs = evasion.image_sets(entries, None, 2, "darts", ("diy_deep",))
+    assert pairs[("diy_deep", 0)].tolist() == [12, 13]      # found after doubling 8 -> 16
+    assert protocol[("darts", 0)].tolist() == [0, 1]
+    assert max(seen) == 15 and len(seen) == 2 * 16           # each model classified images 0..15 once
+    entries, seen = _fake_sets(monkeypatch, {("darts", 0): [0] * total}, total)
+    protocol, _ = evasion.image_sets(entries, None, 2)
+    assert protocol[("darts", 0)].numel() == 0 and len(seen) == total  # exhausted, not looping
 
 
 def _per_image(model, seed, any_step, last_step, iters, protocol=None, rule="artifact", images=None):
@@ -107,9 +134,10 @@ def test_untargeted_sweep_reports_every_step_at_most_last_step(one_thread):
 
 
 def test_step_gap_signs():
-    pm = pd.DataFrame({"pgd_asr": [10.0, 20.0], "pgd_asr_last_step": [8.0, 20.0], "pgd_asr_argmax": [30.0, 40.0],
-                       "pgd_asr_argmax_last_step": [25.0, 39.0], "linf_auc": [40.0, 50.0],
-                       "linf_auc_last_step": [41.0, 53.0]})
+    pm = pd.DataFrame({"model": ["a", "b", "b"], "pgd_asr": [10.0, 20.0, 20.0], "pgd_asr_last_step": [8.0, 20.0, 20.0],
+                       "pgd_asr_argmax": [30.0, 40.0, 40.0],
+                       "pgd_asr_argmax_last_step": [25.0, 39.0, 39.0], "linf_auc": [40.0, 50.0, 50.0],
+                       "linf_auc_last_step": [41.0, 53.0, 53.0]})  # model b: two seeds, one unit
     g = evasion.step_gap(pm)
     assert g["asr"] == {"mean": 1.0, "max": 2.0, "n": 2}
     assert g["asr_argmax"]["max"] == 5.0 and g["linf_auc"]["mean"] == 2.0
