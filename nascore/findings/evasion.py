@@ -32,7 +32,6 @@ from ..attacks import NES, PGD, artifact_pgd, asr_at_budget, attack_batches, hit
 from ..models import cell_stats, family
 from ..models.base import eval_mode
 from ..profiles import Profile
-from ..report.statistics import Statistic, register
 from ..report.stats import auc_trapz
 from ..zoo import ModelConfig, splits
 from .common import nas_vs_manual, spearman_row
@@ -45,15 +44,6 @@ PGD_STEPS = 7  # the artifact's step count (failures count 2 × 7 = 14 iteration
 SUCCESS_RULES = {"artifact": None, "argmax": hits_target}
 #: The model every mitigation is paired with in chapter 4 (DARTS-V2).
 PAIRED_BASELINE = "darts"
-
-register(Statistic("pgd_asr_last_step", "success rate of the artifact's targeted PGD counted at the last of the 7 "
-                   "steps (what tools without early stopping report; an image that succeeded earlier and lost "
-                   "it again is not counted)", "percent", "evasion.pgd_asr", floor=0.0, ceiling=100.0,
-                   short="targeted-PGD ASR at the last step (%)"))
-register(Statistic("linf_auc_last_step", "untargeted L∞ PGD robust accuracy at the last step, averaged over the "
-                   "ε sweep (normalised area under the curve)", "percent", "evasion.robustness", floor=0.0,
-                   ceiling=100.0, short="L∞ robust-accuracy AUC, last step (%)"))
-
 
 # --------------------------------------------------------------------------- images
 def test_subset(entry, data):
