@@ -271,8 +271,11 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         **_FULL_DATA, epochs=1, batch_size=128,
         recipe=MappingProxyType({**SHORT_RECIPE, "precision": "bf16"}),
         extra_seeds=MappingProxyType({"darts": (1,), "resnet18": (1,)}),
-        pgd_images=200, sweep_images=64, sweep_steps=5, nes_images=20, nes_samples=50, nes_max_queries=1000,
-        gv_images=128, hessian_images=64, hessian_iters=8, trace_samples=6, contour_grid=21, contour_images=4,
+        # NES: 10 antithetic pairs (21 queries per step incl. the success check), 10 steps = 212 queries, on 100
+        # images so that ASR moves in 1-point steps; Hessian: power iteration to a 1 % tolerance, at most 20
+        # products on 32 test images (worst case 640 image-products, as 8 x 64 before).
+        pgd_images=200, sweep_images=64, sweep_steps=5, nes_images=100, nes_samples=10, nes_max_queries=212,
+        gv_images=128, hessian_images=32, hessian_iters=20, trace_samples=6, contour_grid=21, contour_images=4,
         # Chapters 5–6 (≤ 20 min together on 2 cores), sized from single-thread training throughput (issue 8 probe:
         # darts C=8/5 cells 239 img/s, resnet18 ×1/8 1,033, densenet121 186; other models by their relative cost in
         # the quick-v1 zoo table), 2 worker processes, one fresh process per job (~1.5 s CPU to start):
@@ -356,6 +359,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         nas_scale=MappingProxyType({"C": 36, "layers": 20}),
         manual_scale=MappingProxyType({"width": 1.0}),
         **_FULL_DATA, epochs=200, seeds=(0, 1, 2), recipe=MappingProxyType({"eval_points": 20}),
+        nes_images=500, nes_max_queries=1012,  # 10 NES steps of 101 queries (50 antithetic pairs + the check)
         chapter_minutes=MappingProxyType({}),
         # Chapters 5–6: the protocol (p ∈ {10, 20, 40} %, 50 epochs from scratch; 20 fine-tuning epochs on all
         # 50,000 images, every test image; TrojanNN neurons 1/2/4/8; latent 1,000/class × 100; IMC 20 × 21).

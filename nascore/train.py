@@ -133,18 +133,28 @@ def autocast(device: torch.device | str, precision: str = "auto"):
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
-             device: torch.device | str | None = None, precision: str = "auto") -> float:
-    """Top-1 accuracy (fraction) of ``model`` on uint8 images ``(N, 3, H, W)``.
+             device: torch.device | str | None = None, precision: str = "auto",
+             return_counts: bool = False) -> float | tuple[float, list[int]]:
+    """Top-1 accuracy (fraction) of ``model`` on uint8 images ``(N, 3, H, W)``; with
+    ``return_counts`` also the number of images predicted as each class (a collapsed model
+    predicts one class), from the same pass.
 
     Runs in eval mode and restores every submodule's own train/eval flag afterwards.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     correct = torch.zeros((), dtype=torch.long, device=device)
+    counts = None
     with eval_mode(model):
         for xb, yb in DeviceLoader(x_uint8, y, batch_size, device):
             with autocast(device, precision):
-                correct += (model(xb).argmax(1) == yb).sum()
-    return correct.item() / len(y)
+                logits = model(xb)
+            pred = logits.argmax(1)
+            correct += (pred == yb).sum()
+            if return_counts:
+                c = torch.bincount(pred, minlength=logits.shape[1])
+                counts = c if counts is None else counts + c
+    acc = correct.item() / len(y)
+    return (acc, counts.tolist() if counts is not None else []) if return_counts else acc
 
 
 def _make_optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int):
@@ -227,7 +237,7 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
     over the epoch's batches, nats), ``train_acc``, ``test_acc`` (fractions), ``epoch_seconds`` (wall,
     with evaluation), ``train_seconds`` (wall, without evaluation), ``train_cpu_seconds`` (CPU time of
     the process without evaluation: robust to other processes sharing the machine), ``images``,
-    ``images_per_second`` — and ``.curve``: one dict per evaluation point — ``step``, ``epoch``
+    ``images_per_second``, ``prediction_counts`` (test images predicted as each class) — and ``.curve``: one dict per evaluation point — ``step``, ``epoch``
     (fractional), ``images`` (training images seen), ``test_acc`` (on the first ``curve_images``
     test images), ``train_loss`` (mean since the previous point; None for the point at step 0,
     taken before training).
@@ -317,8 +327,9 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
         train_seconds = time.perf_counter() - t0 - eval_seconds
         cpu_seconds = time.process_time() - c0 - eval_cpu
         images_seen += seen
+        test_acc, counts = evaluate(model, test_x, test_y, recipe.eval_batch_size, device, precision, return_counts=True)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
-               "test_acc": evaluate(model, test_x, test_y, recipe.eval_batch_size, device, precision),
+               "test_acc": test_acc, "prediction_counts": counts,
                "epoch_seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
                "train_cpu_seconds": cpu_seconds,
                "images": seen, "images_per_second": seen / train_seconds}

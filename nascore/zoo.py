@@ -298,7 +298,7 @@ def get(name: str, profile: str | Profile | None = None, seed: int = 0, device: 
         "curve": history.curve,
         "metrics": {"test_acc": history[-1]["test_acc"], "best_test_acc": max(h["test_acc"] for h in history),
                     "final_train_loss": history[-1]["train_loss"],
-                    "prediction_counts": _prediction_counts(model, test_x, device, recipe),
+                    "prediction_counts": history[-1]["prediction_counts"],
                     "params": sum(t.numel() for t in model.parameters()),
                     "train_seconds": sum(h["train_seconds"] for h in history),
                     "train_cpu_seconds": sum(h["train_cpu_seconds"] for h in history),
@@ -330,21 +330,6 @@ def load(name: str, key: str, device: torch.device | str | None = None) -> Train
     _load_weights(model, p, record)
     device = torch.device(device) if device is not None else default_device()
     return TrainedModel(model.to(device).to(memory_format=torch.channels_last).eval(), record)
-
-
-@torch.inference_mode()
-def _prediction_counts(model: nn.Module, test_x: torch.Tensor, device: torch.device, recipe: Recipe) -> list[int]:
-    """How many test images the model assigns to each class (a collapsed model predicts one class)."""
-    from .data import DeviceLoader
-    from .models.base import eval_mode
-    from .train import autocast
-
-    counts = torch.zeros(10, dtype=torch.long, device=device)
-    with eval_mode(model):
-        for xb, _ in DeviceLoader(test_x, torch.zeros(len(test_x), dtype=torch.long), recipe.eval_batch_size, device):
-            with autocast(device, recipe.precision):
-                counts += torch.bincount(model(xb).argmax(1), minlength=10)[:10]
-    return counts.tolist()
 
 
 def is_cached(name: str, profile: str | Profile | None = None, seed: int = 0, variant: Variant | None = None,

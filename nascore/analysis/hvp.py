@@ -49,22 +49,6 @@ Params = Mapping[str, torch.Tensor]
 _METHODS = ("auto", "forward-over-reverse", "double-backward")
 
 
-def _dot(a: Params, b: Params) -> torch.Tensor:
-    return sum((a[k].to(torch.float64) * b[k].to(torch.float64)).sum() for k in a)
-
-
-def _rand_like(params: Params, gen: torch.Generator, kind: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, p in params.items():
-        if kind == "normal":
-            t = torch.randn(p.shape, generator=gen, dtype=torch.float64)
-        else:  # rademacher
-            t = torch.randint(0, 2, p.shape, generator=gen, dtype=torch.int8)
-            t = t.to(torch.float64) * 2 - 1
-        out[k] = t.to(device=p.device, dtype=p.dtype)
-    return out
-
-
 class HVP:
     """Callable ``v -> H v`` for the Hessian of ``f`` at ``params`` (see module docstring).
 

@@ -3,34 +3,50 @@
 Pang et al. (USENIX Security 2022, §5; protocol §5) explain the NAS models' vulnerabilities by
 the search's preference for fast early convergence, which for SGD means a smooth loss (small
 β) and low gradient variance σ² (protocol §5.4). They measure gradient variance (Fig. 12, on
-freshly initialised networks) and draw loss contours (Eq. 12). This module measures both, and
-adds numbers the paper only draws: the top Hessian eigenvalue and the Hessian trace of the
-training loss on a fixed batch, and a contour flatness number.
+freshly initialised networks) and draw loss contours (Eq. 12). This module measures, per model
+and on **test images** of the profile's test subset:
+
+* gradient variance GV (protocol §5.1) at initialisation and after training, with GV per
+  parameter, log10 GV and the fraction of per-sample gradients clipped at norm 5
+  (:class:`nascore.analysis.GVResult`);
+* the loss contour around the trained weights along two filter-normalised directions in the
+  space of **all** parameters (Li et al. 2018, :func:`nascore.analysis.parameter_contour`,
+  ``mode="filter"``, span ±1), image-averaged, and its sharpness (mean loss increase over the
+  plotted grid, nats); the artifact's first-conv ±1 contours and the input-space contours for
+  two models, as pictures;
+* the top Hessian eigenvalue (power iteration to a relative tolerance, with its convergence
+  record) and the Hessian trace (Hutchinson) of the test loss — an addition to the paper.
+  Power iteration returns the eigenvalue of largest **magnitude**; where that is negative, a
+  second power iteration on ``H − λ I`` gives the largest algebraic eigenvalue (the sharpness
+  the claim is about), see :func:`largest_eigenvalue`.
 """
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 
-from ..analysis import flatness, gradient_variance, hessian_trace, input_contour, parameter_contour, top_eigenvalue
+from ..analysis import gradient_variance, hessian_trace, hvp, input_contour, parameter_contour, power_iteration
 from ..models import build, family
 from ..profiles import Profile
-from ..zoo import ModelConfig, splits
-from .common import spearman_row
+from .common import nas_vs_manual, spearman_row
+from .evasion import test_subset
 
-HVP_METHOD = "double-backward"  # measured faster than forward-over-reverse on CPU (analysis tests)
+HVP_METHOD = "auto"
+HESSIAN_TOL = 1e-2   # relative change of the Rayleigh quotient at which power iteration stops (ranks need no more)
+TRACE_TOL = 0.05     # relative standard error at which Hutchinson probing stops
+FILTER_SPAN = 1.0    # Li et al. (2018): filter-normalised directions over [−1, 1]²
+FIRST_CONV_SPAN = 0.5  # the artifact: 41 × 41 grid, step 0.025
+INPUT_SPANS = (0.02, 0.2)  # the artifact's code and its README (protocol §5.2)
+CONTOUR_SEED = 40    # the artifact's seed of the directions
 
 
-def fixed_batches(entry, data, profile: Profile):
-    """Fixed, un-augmented batches for one model: the first ``gv_images`` test-subset images
-    (protocol §5.1: test images) and the first ``hessian_images`` training images."""
-    cfg = ModelConfig(**entry.record["config"])
-    train_x, train_y, test_x, test_y = splits(data, cfg)
-    as_float = lambda t: t.float().div(255)  # noqa: E731
-    return ((as_float(test_x[:profile.gv_images]), test_y[:profile.gv_images]),
-            (as_float(train_x[:profile.hessian_images]), train_y[:profile.hessian_images]))
+def test_images(entry, data, n: int):
+    """The first ``n`` images of the profile's test subset as float [0,1] and their labels."""
+    x, y = test_subset(entry, data)
+    return x[:n].float().div(255), y[:n]
 
 
 def fresh_model(name: str, profile: Profile, seed: int):
@@ -39,56 +55,221 @@ def fresh_model(name: str, profile: Profile, seed: int):
     return build(name, **profile.scale_for(name)).eval()
 
 
-def measure(entries: dict, data, profile: Profile, progress: bool = True) -> pd.DataFrame:
-    """Per (model, seed): GV at init and after training, top Hessian eigenvalue and trace, contour
-    flatness in parameter space (first conv) — one row each."""
-    rows = []
+def largest_eigenvalue(op, like, max_iter: int, tol: float = HESSIAN_TOL, seed: int = 0) -> dict:
+    """Largest **algebraic** eigenvalue of the symmetric operator ``op`` (dict of tensors → dict).
+
+    Power iteration (:func:`nascore.analysis.power_iteration`) converges to the eigenvalue of
+    largest magnitude, ``λ₁``. If ``λ₁ ≥ 0`` it is the largest eigenvalue. If ``λ₁ < 0``, power
+    iteration on ``H − λ₁ I`` — whose eigenvalues ``λᵢ − λ₁`` are ≥ 0 when ``λ₁`` is the
+    smallest — gives ``μ = λ_max − λ₁``, so ``λ_max = μ + λ₁``. Returns ``top_eig`` (largest
+    algebraic), ``top_eig_abs`` (largest magnitude, signed), ``eig_shifted``, and for the run(s)
+    behind ``top_eig``: ``eig_iterations`` (operator applications, both runs), ``eig_converged``
+    (every run reached ``tol``), ``eig_rel_change`` (of the last run).
+    """
+    first = power_iteration(op, like, max_iter=max_iter, tol=tol, seed=seed)
+    row = {"top_eig_abs": first.eigenvalue, "eig_shifted": False, "top_eig": first.eigenvalue,
+           "eig_iterations": first.iterations, "eig_converged": bool(first.converged),
+           "eig_rel_change": first.rel_change}
+    if first.eigenvalue >= 0:
+        return row
+    lam = first.eigenvalue
+
+    def shifted(v):
+        return {k: hv - lam * v[k] for k, hv in op(v).items()}
+
+    res = power_iteration(shifted, like, max_iter=max_iter, tol=tol, seed=seed + 1)
+    row.update(top_eig=res.eigenvalue + lam, eig_shifted=True, eig_iterations=first.iterations + res.iterations,
+               eig_converged=bool(first.converged and res.converged), eig_rel_change=res.rel_change)
+    return row
+
+
+def top_eigen(model, x, y, max_iter: int, tol: float = HESSIAN_TOL, seed: int = 0) -> dict:
+    """:func:`largest_eigenvalue` of the Hessian of the mean cross-entropy of ``model`` on
+    ``(x, y)`` (eval mode, all trainable parameters; Hessian-vector products from
+    :func:`nascore.analysis.hvp`)."""
+    op = hvp(model, None, x, y, HVP_METHOD)
+    return largest_eigenvalue(op, op.params, max_iter, tol, seed)
+
+
+def _gv_columns(result, when: str) -> dict:
+    return {f"gv_{when}": result.gv, f"gv_{when}_per_param": result.gv_per_param,
+            f"log10_gv_{when}": result.log10_gv, f"clipped_frac_{when}": result.clipped_fraction}
+
+
+def measure(entries: dict, data, profile: Profile) -> tuple[pd.DataFrame, dict]:
+    """Per (model, seed) one row: GV at init and trained (with per-parameter GV, log10 GV and
+    clipped fraction), top Hessian eigenvalue and trace with convergence, and the filter-normalised
+    contour's sharpness. Also returns ``{model: ContourResult}`` (first seed of each model) for
+    :func:`nascore.analysis.plot_contours`."""
+    rows, contours = [], {}
     for (name, seed), entry in entries.items():
         t0 = time.perf_counter()
-        (gx, gy), (hx, hy) = fixed_batches(entry, data, profile)
         model = entry.model
         device = next(model.parameters()).device
-        gx, gy, hx, hy = gx.to(device), gy.to(device), hx.to(device), hy.to(device)
+        gx, gy = (t.to(device) for t in test_images(entry, data, profile.gv_images))
+        hx, hy = (t.to(device) for t in test_images(entry, data, profile.hessian_images))
+        cx, cy = (t.to(device) for t in test_images(entry, data, profile.contour_images))
         gv_init = gradient_variance(fresh_model(name, profile, seed).to(device), gx, gy)
         gv_trained = gradient_variance(model, gx, gy)
-        eig, _ = top_eigenvalue(model, hx, hy, iters=profile.hessian_iters, seed=seed, method=HVP_METHOD)
-        trace, trace_se = hessian_trace(model, hx, hy, n_samples=profile.trace_samples, seed=seed, method=HVP_METHOD)
-        n_img = profile.contour_images
-        pc = parameter_contour(model, gx[:n_img], gy[:n_img], grid=profile.contour_grid, span=0.5, seed=40)
+        eig = top_eigen(model, hx, hy, max_iter=profile.hessian_iters, seed=seed)
+        tr = hessian_trace(model, hx, hy, n_samples=max(2, profile.trace_samples), seed=seed, tol=TRACE_TOL,
+                           min_samples=max(2, min(10, profile.trace_samples)), method=HVP_METHOD)
+        pc = parameter_contour(model, cx, cy, grid=profile.contour_grid, span=FILTER_SPAN, seed=CONTOUR_SEED,
+                               mode="filter")
+        contours.setdefault(name, pc)
         rows.append({"model": name, "family": family(name), "seed": seed,
                      "clean_acc": 100 * entry.record["metrics"]["test_acc"], "params": gv_trained.n_params,
-                     "gv_init": gv_init.gv, "gv_trained": gv_trained.gv,
-                     "gv_init_per_param": gv_init.gv / gv_init.n_params,
-                     "gv_trained_per_param": gv_trained.gv / gv_trained.n_params,
-                     "clipped_frac_init": gv_init.clipped_fraction, "top_eig": eig, "trace": trace,
-                     "trace_se": trace_se, "param_flatness": flatness(pc), "seconds": time.perf_counter() - t0})
-        if progress:
-            r = rows[-1]
-            print(f"{name:>16}: GV init {r['gv_init']:9.2f} trained {r['gv_trained']:9.2f}  λmax {eig:8.2f}  "
-                  f"tr {trace:9.1f}  flat {r['param_flatness']:.3f}  ({r['seconds']:.0f} s)", flush=True)
-    return pd.DataFrame(rows)
+                     **_gv_columns(gv_init, "init"), **_gv_columns(gv_trained, "trained"), **eig,
+                     "trace": tr.trace, "trace_se": tr.stderr, "trace_probes": tr.n_probes,
+                     "trace_converged": bool(tr.converged), "contour_sharpness": pc.sharpness,
+                     "contour_center_loss": float(pc.center), "seconds": time.perf_counter() - t0})
+    return pd.DataFrame(rows), contours
 
 
-def contour_pair(entries: dict, data, profile: Profile, models: tuple[str, str], seed: int = 0):
-    """Parameter- and input-space contours (both input grids) for two representative models."""
-    out = {}
+def artifact_contours(entries: dict, data, profile: Profile, models, seed: int = 0) -> dict:
+    """The artifact's pictures for a few models: first-conv ±1 contours (span 0.5) and
+    input-space contours on both grids, each averaged over the profile's contour images.
+    ``{"first conv": {model: result}, "input ±0.02": {...}, "input ±0.2": {...}}``."""
+    out: dict = {"first conv": {}, **{f"input ±{s:g}": {} for s in INPUT_SPANS}}
     for name in models:
+        if (name, seed) not in entries:
+            raise ValueError(f"no trained model {(name, seed)}; valid: {sorted(entries)}")
         entry = entries[(name, seed)]
-        (gx, gy), _ = fixed_batches(entry, data, profile)
-        x, y = gx[:profile.contour_images], gy[:profile.contour_images]
-        out[name] = {
-            "parameter": parameter_contour(entry.model, x, y, grid=profile.contour_grid, span=0.5, seed=40),
-            "input_0.02": input_contour(entry.model, x[:1], y[:1], grid=profile.contour_grid, span=0.02, seed=40),
-            "input_0.2": input_contour(entry.model, x[:1], y[:1], grid=profile.contour_grid, span=0.2, seed=40),
-        }
+        x, y = test_images(entry, data, profile.contour_images)
+        out["first conv"][name] = parameter_contour(entry.model, x, y, grid=profile.contour_grid, span=FIRST_CONV_SPAN,
+                                                    seed=CONTOUR_SEED, mode="first-conv")
+        for s in INPUT_SPANS:
+            out[f"input ±{s:g}"][name] = input_contour(entry.model, x, y, grid=profile.contour_grid, span=s,
+                                                       seed=CONTOUR_SEED)
     return out
 
 
+# --------------------------------------------------------------------------- verdicts
+#: (statistic, claim): each claim's primary and its exploratory statistics (the registry decides the role).
+VERDICT_STATISTICS = (("log10_gv_init", "smoothness.grad_var"), ("gv_init_per_param", "smoothness.grad_var"),
+                      ("gv_clipped_frac_init", "smoothness.grad_var"),
+                      ("log10_gv_trained", "smoothness.grad_var_trained"),
+                      ("gv_per_param_trained", "smoothness.grad_var_trained"),
+                      ("gv_clipped_frac_trained", "smoothness.grad_var_trained"),
+                      ("contour_sharpness", "smoothness.flatness"), ("hessian_top_eig", "smoothness.hessian"),
+                      ("hessian_trace", "smoothness.hessian"))
+
+
+def verdict_rows(table: pd.DataFrame, entries: dict, profile: str, seed: int = 0) -> list[dict]:
+    """NAS − manual rows (models as units, confounds from the zoo records) for
+    :data:`VERDICT_STATISTICS`."""
+    return [nas_vs_manual(table, stat, claim, seed=seed, entries=entries, profile=profile)
+            for stat, claim in VERDICT_STATISTICS]
+
+
+def convergence_summary(table: pd.DataFrame) -> dict:
+    """How many models' power iterations and trace estimates reached their tolerance, and how
+    many needed the shift (negative largest-magnitude eigenvalue)."""
+    return {"n": len(table), "eig_converged": int(table.eig_converged.sum()),
+            "eig_shifted": int(table.eig_shifted.sum()), "trace_converged": int(table.trace_converged.sum()),
+            "max_iterations": int(table.eig_iterations.max()) if len(table) else 0}
+
+
+def chain_table(table: pd.DataFrame, speed: pd.DataFrame, evasion: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, seed): this chapter's numbers, early speed (chapter 1) and the evasion numbers
+    (chapter 2), merged on (model, seed)."""
+    keep_e = [c for c in ("pgd_asr", "pgd_asr_argmax", "linf_auc") if c in evasion.columns]
+    out = table.merge(speed[["model", "seed", "early_auc"]], on=["model", "seed"], how="inner", validate="one_to_one")
+    return out.merge(evasion[["model", "seed", *keep_e]], on=["model", "seed"], how="inner", validate="one_to_one")
+
+
 def chain_correlations(table: pd.DataFrame, pairs, seed: int = 0) -> pd.DataFrame:
-    """Spearman ρ (bootstrap CI, permutation p) across models for each ``(x, y)`` column pair."""
+    """Exploratory: Spearman ρ (bootstrap CI, permutation p) across models for each ``(x, y)``
+    column pair (seed-averaged per model)."""
     pm = table.groupby("model").mean(numeric_only=True)
     rows = []
     for x, y in pairs:
         ok = pm[[x, y]].dropna()
         rows.append({"x": x, "y": y, **spearman_row(ok[x], ok[y], seed)})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- figures
+def plot_gv_detail(table: pd.DataFrame):
+    """Per model, stacked: log10 GV per parameter and the fraction of per-sample gradients clipped
+    at norm 5, at initialisation (hollow) and after training (filled); family colours."""
+    from matplotlib.lines import Line2D
+
+    from .common import FONT_PT, family_legend, figure, model_colour
+
+    pm = table.groupby("model", as_index=False).mean(numeric_only=True)
+    pm["family"] = pm.model.map(family)
+    pm = pm.sort_values(["family", "log10_gv_init"], key=lambda s: s.map({"manual": 0, "nas": 1, "mitigation": 2})
+                        if s.name == "family" else s)
+    x = np.arange(len(pm))
+    fig, axes = figure(2, 3.0)
+    for ax, (col, ylabel, log) in zip(axes, (("gv_{}_per_param", "GV per parameter", True),
+                                             ("clipped_frac_{}", "fraction clipped at norm 5", False))):
+        colours = [model_colour(m) for m in pm.model]
+        ax.scatter(x, pm[col.format("init")], facecolors="white", edgecolors=colours, s=40, lw=1.5, zorder=3)
+        ax.scatter(x, pm[col.format("trained")], color=colours, s=40, zorder=3)
+        if log:
+            from matplotlib.ticker import NullFormatter
+
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel(ylabel, fontsize=FONT_PT)
+        ax.set_xticks(x, pm.model, rotation=60, ha="right", rotation_mode="anchor", fontsize=FONT_PT)
+        ax.tick_params(axis="y", labelsize=FONT_PT)
+        ax.grid(alpha=0.3)
+    marks = [Line2D([], [], marker="o", ls="", markerfacecolor="white", color="0.3", label="at init"),
+             Line2D([], [], marker="o", ls="", color="0.3", label="trained")]
+    family_legend(axes[0], pm.family, extra=marks, ncols=5, loc="lower left", bbox_to_anchor=(0, 1.0))
+    axes[1].set_ylim(-0.05, 1.05)
+    return fig
+
+
+def plot_hessian(table: pd.DataFrame):
+    """Per model, stacked: the largest Hessian eigenvalue (hollow where power iteration did not
+    reach its tolerance) and the Hutchinson trace with ± 1 standard error; symmetric-log axes
+    (both can be negative at small scale)."""
+    from matplotlib.lines import Line2D
+
+    from .common import FONT_PT, family_legend, figure, model_colour
+
+    pm = table.groupby("model", as_index=False).agg(
+        top_eig=("top_eig", "mean"), trace=("trace", "mean"), trace_se=("trace_se", "mean"),
+        converged=("eig_converged", "all"))
+    pm["family"] = pm.model.map(family)
+    pm = pm.sort_values("top_eig")
+    x = np.arange(len(pm))
+    fig, axes = figure(2, 3.0)
+    colours = [model_colour(m) for m in pm.model]
+    ok = pm.converged.to_numpy(bool)
+    axes[0].scatter(x[ok], pm.top_eig[ok], color=np.array(colours)[ok], s=40, zorder=3)
+    axes[0].scatter(x[~ok], pm.top_eig[~ok], facecolors="white", edgecolors=np.array(colours)[~ok], s=40, lw=1.5,
+                    zorder=3)
+    axes[1].errorbar(x, pm.trace, yerr=pm.trace_se, fmt="none", ecolor="0.5", lw=1, zorder=2)
+    axes[1].scatter(x, pm.trace, color=colours, s=40, zorder=3)
+    for ax, ylabel in zip(axes, ("largest Hessian eigenvalue", "Hessian trace")):
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylabel(ylabel, fontsize=FONT_PT)
+        ax.set_xticks(x, pm.model, rotation=60, ha="right", rotation_mode="anchor", fontsize=FONT_PT)
+        ax.tick_params(axis="y", labelsize=FONT_PT)
+        ax.grid(alpha=0.3)
+    extra = [Line2D([], [], marker="o", ls="", markerfacecolor="white", color="0.3", label="not converged")]
+    family_legend(axes[0], pm.family, extra=extra, ncols=4, loc="lower left", bbox_to_anchor=(0, 1.0))
+    return fig
+
+
+def plot_model_contours(results: dict, ncols: int = 4):
+    """:func:`nascore.analysis.plot_contours` (one shared log colour scale, one colourbar) with
+    compact two-line titles — the model's name in its colour and the contour sharpness (nats), the
+    number :attr:`ContourResult.sharpness` computes from exactly the drawn surface."""
+    from ..analysis import plot_contours
+    from .common import FONT_PT, model_colour
+
+    def colour(label: str) -> str:
+        return model_colour(label.split(",")[0])
+
+    fig = plot_contours(results, colours={k: colour(k) for k in results}, ncols=ncols, show_sharpness=False)
+    for ax, (label, r) in zip(fig.axes, results.items()):
+        s = r.sharpness
+        num = f"{s:.3g}" if abs(s) < 1000 else f"{s:.1e}"
+        ax.set_title(f"{label}\n{num.replace('-', '−')} nats", fontsize=FONT_PT, color=colour(label))
+    return fig

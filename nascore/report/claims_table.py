@@ -71,7 +71,7 @@ CLAIM_TABLE: tuple[Claim, ...] = (
                "filter-normalised directions) is this project's reading of them. Compared by rank.",
           evidence=("artifact", "extension")),
     Claim(id="smoothness.hessian", paper="automl-security", primary="hessian_top_eig",
-          statement="NAS models have a smaller top Hessian eigenvalue of the training loss (sharpness).",
+          statement="NAS models have a smaller top Hessian eigenvalue of the test loss (sharpness).",
           direction="less", expected=None, tolerance=None, source="this project's extension of §5.3",
           note="The artifact has no Hessian script (protocol §5.3). Heavy-tailed: compared by rank.",
           evidence=("extension",)),

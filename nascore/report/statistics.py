@@ -113,11 +113,17 @@ _STATISTICS: tuple[Statistic, ...] = (
        "evasion.pgd_asr", short="targeted-PGD ASR (%)", **_PCT),
     _s("pgd_asr_argmax", "success rate of the same targeted PGD counting argmax = target as success (no "
        "confidence threshold)", "percent", "evasion.pgd_asr", short="targeted-PGD ASR, argmax rule (%)", **_PCT),
+    _s("pgd_asr_last_step", "success rate of the artifact's targeted PGD counted at the last of the 7 steps (what "
+       "tools without early stopping report; an image that succeeded earlier and lost it again is not counted)",
+       "percent", "evasion.pgd_asr", short="targeted-PGD ASR at the last step (%)", **_PCT),
     _s("pgd_mean_iter", "mean number of PGD iterations to success (failures counted as twice the step count)",
        "iterations", "evasion.pgd_asr", short="PGD iterations"),
     _s("linf_auc", "untargeted L∞ PGD robust accuracy averaged over the ε sweep (normalised area under robust "
        "accuracy vs ε, correctly classified test images)", "percent", "evasion.robustness",
        short="L∞ robust-accuracy AUC (%)", **_PCT),
+    _s("linf_auc_last_step", "untargeted L∞ PGD robust accuracy at the last step, averaged over the ε sweep "
+       "(normalised area under the curve)", "percent", "evasion.robustness",
+       short="L∞ robust-accuracy AUC, last step (%)", **_PCT),
     _s("l2_auc", "untargeted L2 PGD robust accuracy averaged over the ε sweep (normalised area under the curve)",
        "percent", "evasion.robustness", short="L2 robust-accuracy AUC (%)", **_PCT),
     _s("linf_eps50", "L∞ budget at which untargeted robust accuracy falls to 50 %", "pixel units",
@@ -145,9 +151,9 @@ _STATISTICS: tuple[Statistic, ...] = (
     _s("contour_sharpness", "mean increase of the test loss over the Eq. 12 parameter-space contour grid "
        "(filter-normalised random directions, Li et al. 2018), compared by rank", "nats", "smoothness.flatness",
        scale="rank", short="contour sharpness (rank)"),
-    _s("hessian_top_eig", "top eigenvalue of the training-loss Hessian (power iteration), compared by rank",
+    _s("hessian_top_eig", "largest eigenvalue of the Hessian of the test loss (power iteration on test images), compared by rank",
        "curvature", "smoothness.hessian", scale="rank", column="top_eig", short="top Hessian eigenvalue (rank)"),
-    _s("hessian_trace", "trace of the training-loss Hessian (Hutchinson estimate), compared by rank", "curvature",
+    _s("hessian_trace", "trace of the Hessian of the test loss (Hutchinson estimate on test images), compared by rank", "curvature",
        "smoothness.hessian", scale="rank", column="trace", short="Hessian trace (rank)"),
     # ---------------------------------------------------------------- poisoning
     _s("poison_acc_drop_40", "clean test accuracy of the model trained on clean labels minus that of the same "
