@@ -240,23 +240,3 @@ def paper_side_by_side(table: pd.DataFrame, statistic: str, mitigation: bool = F
     both["family"] = [family(m) if m in names() else "not in this book" for m in both.model]
     return both[["model", "family", "ours", "paper"]].reset_index(drop=True)
 
-
-# ------------------------------------------------------------------------------------ display
-_TABLE_CSS = [{"selector": "", "props": "font-size: 0.85em; width: 100%;"},
-              {"selector": "th, td", "props": "padding: 2px 6px; word-break: break-word; text-align: left;"}]
-
-
-def show(df: pd.DataFrame, columns: dict[str, str] | None = None, caption: str = "", precision: int = 1):
-    """A table for the page: the ``columns`` (``{column: header with units}``) in that order, no index,
-    ``precision`` decimals, "—" for missing values, small type so that it fits the text width."""
-    if columns is not None:
-        df = df[[c for c in columns if c in df.columns]].rename(columns=columns)
-    style = df.style.hide(axis="index").format(precision=precision, na_rep="—").set_table_styles(_TABLE_CSS)
-    return style.set_caption(caption) if caption else style
-
-
-def show_verdicts(verdicts: pd.DataFrame):
-    """The chapter's verdict rows (:func:`nascore.report.chapter_table`) as a page table."""
-    from ..report import chapter_table
-
-    return show(chapter_table(verdicts))
