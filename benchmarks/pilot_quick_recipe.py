@@ -35,6 +35,10 @@ CANDIDATES = {
     "50k x 1 epoch, short schedule": dict(train_per_class=None, test_per_class=None, epochs=1, **SHORT),
     "50k x 2 epochs, short schedule": dict(train_per_class=None, test_per_class=None, epochs=2, **SHORT),
     "25k x 1 epoch, short schedule": dict(train_per_class=2500, test_per_class=None, epochs=1, **SHORT),
+    "50k x 1 epoch, peak lr 0.4": dict(train_per_class=None, test_per_class=None, epochs=1,
+                                       **{**SHORT, "recipe": {**SHORT["recipe"], "lr": 0.4}}),
+    "50k x 1 epoch, batch 64, peak lr 0.1": dict(train_per_class=None, test_per_class=None, epochs=1,
+                                                 **{**SHORT, "batch_size": 64, "recipe": {**SHORT["recipe"], "lr": 0.1}}),
 }
 
 

@@ -29,11 +29,6 @@ def default_workers(device: torch.device | str | None = None) -> int:
     return 1 if device.type == "cuda" else max(1, os.cpu_count() or 1)
 
 
-def _one_thread(fn: Callable, args: tuple) -> Any:
-    torch.set_num_threads(1)
-    return fn(*args)
-
-
 def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = None,
                    progress: Callable[[Any, float], None] | None = None, tasks_per_process: int = 1) -> list:
     """``[fn(*job) for job in jobs]``, in parallel where that pays (see the module docstring).
@@ -57,12 +52,22 @@ def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = No
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    # ``tasks_per_process`` jobs run as one task in one fresh process (max_tasks_per_child=1). Letting the
+    # pool recycle processes after several tasks instead (max_tasks_per_child > 1) can hang on CPython 3.11
+    # (gh-115634), so the grouping is done here.
+    chunks = [list(range(i, min(i + tasks_per_process, len(jobs)))) for i in range(0, len(jobs), tasks_per_process)]
     results: list = [None] * len(jobs)
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                             max_tasks_per_child=tasks_per_process) as pool:
-        futures = {pool.submit(_one_thread, fn, tuple(job)): i for i, job in enumerate(jobs)}
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=mp.get_context("spawn"),
+                             max_tasks_per_child=1) as pool:
+        futures = {pool.submit(_run_chunk, fn, [tuple(jobs[i]) for i in chunk]): chunk for chunk in chunks}
         for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            if progress:
-                progress(results[futures[fut]], time.perf_counter() - t0)
+            for i, result in zip(futures[fut], fut.result()):
+                results[i] = result
+                if progress:
+                    progress(result, time.perf_counter() - t0)
     return results
+
+
+def _run_chunk(fn: Callable, jobs: list[tuple]) -> list:
+    torch.set_num_threads(1)
+    return [fn(*job) for job in jobs]
