@@ -19,11 +19,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The checkout's HEAD commit (``+dirty`` if tracked files changed), or ``"unknown"``."""
+    """The checkout's HEAD commit (``+dirty`` if tracked files other than the outputs in ``book/`` and
+    ``results/`` changed), or ``"unknown"``."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # Executed chapters and result tables are this code's outputs, not its inputs: a book run that
+        # rewrites them is still a run of the clean commit.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)book", ":(exclude)results"],
                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
