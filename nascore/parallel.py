@@ -49,25 +49,78 @@ def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = No
             if progress:
                 progress(out[-1], time.perf_counter() - t0)
         return out
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # ``tasks_per_process`` jobs run as one task in one fresh process (max_tasks_per_child=1). Letting the
-    # pool recycle processes after several tasks instead (max_tasks_per_child > 1) can hang on CPython 3.11
-    # (gh-115634), so the grouping is done here.
     chunks = [list(range(i, min(i + tasks_per_process, len(jobs)))) for i in range(0, len(jobs), tasks_per_process)]
     results: list = [None] * len(jobs)
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=mp.get_context("spawn"),
-                             max_tasks_per_child=1) as pool:
-        futures = {pool.submit(_run_chunk, fn, [tuple(jobs[i]) for i in chunk]): chunk for chunk in chunks}
-        for fut in as_completed(futures):
-            for i, result in zip(futures[fut], fut.result()):
-                results[i] = result
-                if progress:
-                    progress(result, time.perf_counter() - t0)
+    for chunk, outputs in _run_chunks_in_processes(fn, [[tuple(jobs[i]) for i in c] for c in chunks],
+                                                   chunks, workers):
+        for i, result in zip(chunk, outputs):
+            results[i] = result
+            if progress:
+                progress(result, time.perf_counter() - t0)
     return results
 
 
-def _run_chunk(fn: Callable, jobs: list[tuple]) -> list:
+def _run_chunks_in_processes(fn: Callable, chunk_jobs: list[list[tuple]], chunk_ids: list[list[int]], workers: int):
+    """Yield ``(chunk_ids[k], outputs)`` as each chunk finishes in its own fresh spawned process.
+
+    Written here rather than with :class:`concurrent.futures.ProcessPoolExecutor`: with
+    ``max_tasks_per_child`` (needed so that each process returns its memory) that pool can stop
+    replacing exited workers and hang forever (CPython gh-115634, 3.11 up to 3.15 beta; it hung two
+    chapters in CI). Here every chunk gets one process; at most ``workers`` run at once; a worker that
+    dies without answering raises :class:`RuntimeError` naming its jobs; an exception inside a job is
+    re-raised here; on any error or interrupt the other workers are terminated.
+    """
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("spawn")
+    pending = list(range(len(chunk_jobs)))[::-1]
+    running: dict = {}  # receiving connection -> (process, chunk index)
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                k = pending.pop()
+                receive, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_run_chunk, args=(send, fn, chunk_jobs[k]), daemon=True)
+                proc.start()
+                send.close()  # the child holds the only writer: its death makes ``receive`` readable (EOF)
+                running[receive] = (proc, k)
+            for conn in wait(list(running)):
+                proc, k = running.pop(conn)
+                try:
+                    status, payload = conn.recv()
+                except EOFError:
+                    proc.join()
+                    raise RuntimeError(f"worker process for jobs {chunk_ids[k]} ({fn.__name__}) exited with code "
+                                       f"{proc.exitcode} without a result (killed for memory?)") from None
+                finally:
+                    conn.close()
+                proc.join()
+                if status == "error":
+                    exc, trace = payload
+                    raise exc from RuntimeError(f"in worker process for jobs {chunk_ids[k]}:\n{trace}")
+                yield chunk_ids[k], payload
+    finally:
+        for conn, (proc, _) in running.items():
+            proc.terminate()
+            proc.join()
+            conn.close()
+
+
+def _run_chunk(conn, fn: Callable, jobs: list[tuple]) -> None:
+    """Worker process body: run ``jobs`` single-threaded, send ``("ok", outputs)`` or ``("error", ...)``."""
+    import traceback
+
     torch.set_num_threads(1)
-    return [fn(*job) for job in jobs]
+    try:
+        message = ("ok", [fn(*job) for job in jobs])
+    except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
+        trace = traceback.format_exc()
+        try:
+            import pickle
+            pickle.dumps(exc)
+            message = ("error", (exc, trace))
+        except Exception:  # an exception that cannot travel: keep its text
+            message = ("error", (RuntimeError(f"{type(exc).__name__}: {exc}"), trace))
+    conn.send(message)
+    conn.close()

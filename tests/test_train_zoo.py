@@ -69,7 +69,7 @@ def test_cache_key_covers_everything_that_decides_weights(synthetic_cifar):
     base, _ = zoo.resolve("darts", "smoke", 0, synthetic_cifar)
     variants = [zoo.resolve("darts", "smoke", 1, synthetic_cifar)[0],
                 zoo.resolve("darts", "smoke", 0, synthetic_cifar, C=8)[0],
-                zoo.resolve("darts", "smoke", 0, synthetic_cifar, lr=0.1)[0],
+                zoo.resolve("darts", "smoke", 0, synthetic_cifar, lr=0.05)[0],
                 zoo.resolve("darts", "smoke", 0, synthetic_cifar, epochs=3)[0],
                 zoo.resolve("darts", "smoke", 0, synthetic_cifar, train_per_class=10)[0],
                 zoo.resolve("darts", "smoke", 0, synthetic_cifar, subset_seed=1)[0],

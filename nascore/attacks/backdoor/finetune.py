@@ -329,9 +329,7 @@ def inject_many(jobs, profile=None, workers: int | None = None, progress: bool =
     """Run :func:`inject` for every job, then load all; ``{job: TrainedModel}``.
 
     Missing jobs run through :func:`nascore.parallel.map_in_workers` (single-threaded worker processes on
-    CPU, slowest first, ``tasks_per_process`` jobs per process). Keep it at 1 on Python < 3.12: there,
-    ``ProcessPoolExecutor(max_tasks_per_child > 1)`` stops replacing retired workers and hangs (CPython
-    gh-115634; reproduced here with 10 jobs, 2 workers, 3 tasks per process). With ``data`` given (tests)
+    CPU, slowest first, ``tasks_per_process`` jobs per fresh process). With ``data`` given (tests)
     the jobs run in this process. Every job is validated (model names, attack parameters, profile) before
     any compute.
     """
