@@ -150,6 +150,7 @@ def write_scorecard(results: Path | None = None, book: Path | None = None,
                     f"{sc.badge(sc.NOT_YET_MEASURED)} this chapter's verdicts predate the inference rules; "
                     "re-run it.\n")
             atomic_write_text(out / f"{chapter}.md", text)
+    atomic_write_text(out / "_summary.md", sc.render_summary(tables))
     path = book / "scorecard.md"
     atomic_write_text(path, sc.render_scorecard(tables))
     return path

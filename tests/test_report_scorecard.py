@@ -131,3 +131,18 @@ def test_scorecard_and_chapter_include_render_with_warnings_as_errors(tmp_path):
     assert "evasion.pgd_asr" in html and 'class="verdict verdict-reproduced"' in html
     card = (site / "_build" / "html" / "book" / "scorecard.html").read_text()
     assert 'class="verdict verdict-not-yet-measured"' in card and "<details" in card   # the fold
+
+
+def test_closing_summary_lists_every_claim_once_with_its_final_verdict(tmp_path):
+    res, out = _results(tmp_path)
+    card = book.write_scorecard(results=res, book=out).read_text()
+    summary = (out / "_verdicts" / "_summary.md").read_text()
+    rows = [line for line in summary.splitlines() if line.startswith("| <span")]
+    assert len(rows) == len(all_claims())
+    # the same tally as the scorecard, split by paper: the per-paper counts add up to the scorecard's
+    card_counts = [int(tok.split()[-1]) for tok in card.split("\n")[4].split(" — ")[0].split(" · ")]
+    paper_counts = [int(tok.split()[-1]) for line in summary.splitlines() if line.startswith("**")
+                    for tok in line.split(": ", 1)[1].split(" · ")]
+    assert sum(paper_counts) == sum(card_counts) == len(all_claims())
+    evasion = next(line for line in rows if "02_evasion" in line)
+    assert "verdict" in evasion and "nan" not in summary.lower()

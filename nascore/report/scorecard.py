@@ -219,6 +219,30 @@ def render_scorecard(tables: dict[str, tuple[pd.DataFrame, list[str], list[str]]
     return "\n".join(lines).rstrip() + "\n"
 
 
+def render_summary(tables: dict[str, tuple[pd.DataFrame, list[str], list[str]]]) -> str:
+    """``book/_verdicts/_summary.md`` for the closing page: per profile and paper, the tally and one
+    line per claim (final verdict, the claim, its chapter) — generated, so the closing page never
+    states a result by hand."""
+    lines: list[str] = []
+    for profile, (df, _stale, _problems) in tables.items():
+        for paper in PAPERS:
+            claims = all_claims(paper)
+            counts = tally(df, [c.id for c in claims])
+            tl = " · ".join(f"{badge(k)} {v}" for k, v in counts.items() if v)
+            lines += [f"**{PAPER_TITLES.get(paper, paper)}** (profile `{profile}`): {tl}", "",
+                      "| verdict | claim | chapter |", "|:--|:--|:--|"]
+            for c in claims:
+                rows = df[df["claim"] == c.id] if len(df) else df
+                chapters = sorted(set(rows["chapter"])) if len(rows) else []
+                kind = " *(extension)*" if c.extension else ""
+                lines.append(f"| {badge(claim_verdict(rows) if len(rows) else NOT_YET_MEASURED)} | "
+                             f"{md(c.statement)}{kind} | {', '.join(chapters) or '—'} |")
+            lines.append("")
+    if not lines:
+        lines = [f"{badge(NOT_YET_MEASURED)} no chapter has saved verdicts yet.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def render_chapter(df: pd.DataFrame, chapter: str, profile: str, problems: list[str] = ()) -> str:
     """``book/_verdicts/<chapter>.md``: the chapter's claims with their final (Holm-adjusted) verdicts."""
     rows = df[df["chapter"] == chapter] if len(df) else df
