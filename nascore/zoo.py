@@ -46,6 +46,7 @@ from .data import CIFAR10, balanced_subset, load_cifar10, sha256_file
 from .fingerprint import code_fingerprint, normalise
 from .io import atomic_write, atomic_write_json
 from .models import build, build_arguments, family, scale_knobs
+from ._cpu_workarounds import training_threads
 from .parallel import default_workers, map_in_workers
 from .profiles import Profile, get_profile
 from .train import BatchTransform, CorruptCheckpointError, Recipe, default_device, load_state, train
@@ -252,7 +253,8 @@ def cached(kind: str, config: dict, build_model: Callable[[], nn.Module],
         _load_weights(model, p, record)
         return TrainedModel(model.to(device).eval(), record)
     t0 = time.perf_counter()
-    history, metrics = fit(model, p["state"])
+    with training_threads(device):  # a torch CPU bug with odd batches: see nascore._cpu_workarounds
+        history, metrics = fit(model, p["state"])
     record = {"kind": kind, "config": normalise(config), "key": key, "history": list(history),
               "metrics": {**metrics, "wall_seconds_this_run": time.perf_counter() - t0},
               "provenance": provenance.collect(device, **provenance_extra)}
@@ -289,9 +291,10 @@ def get(name: str, profile: str | Profile | None = None, seed: int = 0, device: 
         inputs = variant.inputs(train_x, train_y, config.seed)
     recipe = Recipe(**{k: v for k, v in config.recipe.items() if k in _recipe_fields()})
     t0 = time.perf_counter()
-    history = train(model, inputs.train_x, inputs.train_y, test_x, test_y, recipe, seed=config.seed, device=device,
-                    checkpoint=p["state"], progress=progress, desc=name, frozen=inputs.frozen,
-                    batch_transform=inputs.batch_transform)
+    with training_threads(device):  # a torch CPU bug with odd batches: see nascore._cpu_workarounds
+        history = train(model, inputs.train_x, inputs.train_y, test_x, test_y, recipe, seed=config.seed,
+                        device=device, checkpoint=p["state"], progress=progress, desc=name, frozen=inputs.frozen,
+                        batch_transform=inputs.batch_transform)
     wall = time.perf_counter() - t0
     record = {
         "config": config.to_dict(), "key": config.key(), "family": family(name), "history": list(history),
