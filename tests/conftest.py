@@ -45,3 +45,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def train_toy_sdn(make_backbone, n_train: int = 400, n_test: int = 200):
+    """A toy multi-exit network for the DeepSloth tests: ``make_backbone()`` (a small BlockNet, built
+    after seeding 0) trained 3 epochs on synthetic data, then its ICs; returns ``(sdn in eval mode, data)``."""
+    from nascore.multiexit import SDN, ICRecipe, fit_ics
+    from nascore.train import Recipe, train
+
+    data = make_synthetic_cifar(n_train, n_test)
+    torch.manual_seed(0)
+    backbone = make_backbone()
+    train(backbone, data.train_x, data.train_y, data.test_x, data.test_y,
+          Recipe(epochs=3, batch_size=50, lr=0.05, cutout=0, grad_clip=None), progress=False)
+    sdn = SDN(backbone)
+    fit_ics(sdn, data.train_x, data.train_y, ICRecipe(epochs=6, reuse=3, batch_size=50, lr=1e-2))
+    return sdn.eval(), data

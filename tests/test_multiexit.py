@@ -12,7 +12,6 @@ from nascore.models.base import BlockNet
 from nascore.multiexit import (SDN, ExitRecord, ICHead, ICRecipe, choose_threshold, cost_fractions, early_exit_one,
                                eec_curve, efficacy, exit_costs, exit_indices, exit_record, fit_ics, ic_blocks,
                                iter_taps, per_sample_efficacy, threshold_table)
-from nascore.train import Recipe, train
 
 # Protocol §1.2 [A]: per-exit cost fractions of the DeepSloth layout at full width (3 decimals).
 VGG16_FRACTIONS = [.006, .126, .187, .307, .367, .487, .607, .668, .788, .908, .938, .968, .998, .999, 1.0]
@@ -36,16 +35,9 @@ class ToyNet(BlockNet):
 
 @pytest.fixture(scope="module")
 def toy_sdn(one_thread):
-    from conftest import make_synthetic_cifar
+    from conftest import train_toy_sdn
 
-    data = make_synthetic_cifar(400, 200)
-    torch.manual_seed(0)
-    backbone = ToyNet()
-    train(backbone, data.train_x, data.train_y, data.test_x, data.test_y,
-          Recipe(epochs=3, batch_size=50, lr=0.05, cutout=0, grad_clip=None), progress=False)
-    sdn = SDN(backbone)
-    fit_ics(sdn, data.train_x, data.train_y, ICRecipe(epochs=6, reuse=3, batch_size=50, lr=1e-2))
-    return sdn.eval(), data
+    return train_toy_sdn(ToyNet)
 
 
 # ---------------------------------------------------------------- construction

@@ -10,8 +10,7 @@ from torch import nn
 from nascore.attacks import (DeepFoolUAP, DeepSloth, ExitPGD, UniversalDeepSloth, class_universal, exit_cross_entropy,
                              ic_confidence, sloth_loss)
 from nascore.models.base import BlockNet
-from nascore.multiexit import SDN, ICRecipe, exit_indices, exit_record, fit_ics
-from nascore.train import Recipe, train
+from nascore.multiexit import exit_indices, exit_record
 
 
 class ToyNet(BlockNet):
@@ -29,17 +28,11 @@ class ToyNet(BlockNet):
 @pytest.fixture(scope="module")
 def toy(one_thread):
     """A trained toy SDN (3 ICs + final exit) and 40 test images it is confident about."""
-    from conftest import make_synthetic_cifar
+    from conftest import train_toy_sdn
 
-    data = make_synthetic_cifar(400, 200)
-    torch.manual_seed(0)
-    backbone = ToyNet()
-    train(backbone, data.train_x, data.train_y, data.test_x, data.test_y,
-          Recipe(epochs=3, batch_size=50, lr=0.05, cutout=0, grad_clip=None), progress=False)
-    sdn = SDN(backbone)
-    fit_ics(sdn, data.train_x, data.train_y, ICRecipe(epochs=6, reuse=3, batch_size=50, lr=1e-2))
+    sdn, data = train_toy_sdn(ToyNet)
     x = data.test_x[:40].float() / 255
-    return sdn.eval(), x, data.test_y[:40], data
+    return sdn, x, data.test_y[:40], data
 
 
 def _entropy(out):
