@@ -334,3 +334,20 @@ def test_backbones_without_clean_early_exits_are_left_out():
     assert main["estimate"] == pytest.approx(0.9) and "ResNet-56" in " ".join(notes)
     red = reductions(table, 0.05, n_boot=200)
     assert red[red.backbone == "resnet56"].reduction.isna().all()
+
+
+def test_a_threshold_at_or_below_one_over_k_is_a_ceiling_not_a_failed_attack():
+    """q <= 1/K: every input exits at IC 1 whatever the attack (the max softmax is >= 1/K), so that
+    backbone must not make the least-favourable reduction 0 % ("not reproduced")."""
+    from nascore.findings.deepsloth import measurable, verdict_rows
+
+    table = _constructed_table()
+    table["q"], table["forced_first_exit"] = 0.5, False
+    vgg = table.backbone == "vgg16_bn"
+    table.loc[vgg, "q"], table.loc[vgg, "forced_first_exit"] = 0.05, True
+    table.loc[vgg, "eta"] = 0.98                                   # everything leaves at IC 1, attacked or not
+    assert not measurable(table, "vgg16_bn", 0.05) and measurable(table, "resnet56", 0.05)
+    rows, notes = verdict_rows(table, n_boot=200)
+    main = next(r for r in rows if r["statistic"] == "sloth_linf_min_reduction")
+    assert main["estimate"] == pytest.approx(0.7)                  # ResNet-56 decides, not VGG's forced 0
+    assert any("VGG" in n and "1/K" in n for n in notes)

@@ -127,7 +127,9 @@ def evaluate_backbone(name: str, P: Profile, seed: int = 0, device=None, data=No
         for rad in RAD_BUDGETS:
             e = exit_indices(rec, q[rad])
             rows.append(pd.DataFrame({"backbone": name, "attack": key, "rad": rad, "image": np.arange(len(rec)),
-                                      "label": labels[:len(rec)], "exit": e, "early": e < len(costs) - 1,
+                                      "label": labels[:len(rec)], "q": q[rad],
+                                      "forced_first_exit": q[rad] <= 1.0 / rec.prediction.shape[-1],
+                                      "exit": e, "early": e < len(costs) - 1,
                                       "eta": per_sample_efficacy(e, costs),
                                       "correct": rec.prediction[np.arange(len(rec)), e] == labels[:len(rec)]}))
     bb = backbone.record
@@ -248,10 +250,15 @@ def median_ratio(rows: np.ndarray) -> float:
 
 
 def measurable(per_image: pd.DataFrame, backbone: str, rad: float) -> bool:
-    """Whether any clean attacked-set image leaves early at ``rad`` (otherwise there is nothing to
-    slow down and a relative reduction is undefined)."""
+    """Whether a slowdown can be measured on ``backbone`` at ``rad``: some clean attacked-set image
+    leaves early (otherwise there is nothing to slow down and a relative reduction is undefined), and
+    the exit threshold ``q`` lies above ``1/K`` (``forced_first_exit`` False). The largest softmax
+    probability of K classes is never below ``1/K``, so at ``q <= 1/K`` every input — clean or
+    attacked — leaves at the first IC and no attack can change an exit: a ceiling by construction,
+    which happens when the first IC is already within the RAD budget of a weak final exit."""
     g = per_image[(per_image.backbone == backbone) & (per_image.attack == "clean") & np.isclose(per_image.rad, rad)]
-    return bool(g.early.any())
+    forced = bool(g.forced_first_exit.any()) if "forced_first_exit" in g else False
+    return bool(g.early.any()) and not forced
 
 
 def reductions(per_image: pd.DataFrame, rad: float, n_boot: int = 2_000, seed: int = 0) -> pd.DataFrame:
@@ -298,8 +305,13 @@ def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None
     for rad in RAD_BUDGETS:
         for b in every:
             if not measurable(per_image, b, rad):
-                notes.append(f"{lab.get(b, b)}: no clean image leaves early at RAD<{round(rad * 100)} %, so there "
-                             "is nothing to slow down; it is left out of that budget's reduction statistics.")
+                g = per_image[(per_image.backbone == b) & np.isclose(per_image.rad, rad)]
+                if "forced_first_exit" in g and g.forced_first_exit.any():
+                    why = (f"its RAD<{round(rad * 100)} % threshold q = {g.q.iloc[0]:g} is at or below 1/K, so every "
+                           "input, clean or attacked, leaves at the first IC and no attack can slow it down")
+                else:
+                    why = f"no clean image leaves early at RAD<{round(rad * 100)} %, so there is nothing to slow down"
+                notes.append(f"{lab.get(b, b)}: {why}; it is left out of that budget's reduction statistics.")
     r5 = 0.05
     add("sloth_linf_min_reduction", groups(["clean", "deepsloth_linf"], r5), relative_reduction)
     add("sloth_universal_min_reduction", groups(["clean", "universal_linf"], r5), relative_reduction)
