@@ -249,16 +249,24 @@ def median_ratio(rows: np.ndarray) -> float:
     return float(np.median(rows[:, 1]) / np.median(rows[:, 0]))
 
 
-def measurable(per_image: pd.DataFrame, backbone: str, rad: float) -> bool:
-    """Whether a slowdown can be measured on ``backbone`` at ``rad``: some clean attacked-set image
-    leaves early (otherwise there is nothing to slow down and a relative reduction is undefined), and
-    the exit threshold ``q`` lies above ``1/K`` (``forced_first_exit`` False). The largest softmax
-    probability of K classes is never below ``1/K``, so at ``q <= 1/K`` every input — clean or
-    attacked — leaves at the first IC and no attack can change an exit: a ceiling by construction,
-    which happens when the first IC is already within the RAD budget of a weak final exit."""
+def unmeasurable_reason(per_image: pd.DataFrame, backbone: str, rad: float) -> str:
+    """Why a slowdown cannot be measured on ``backbone`` at ``rad`` (``""`` when it can).
+
+    ``"forced"``: the exit threshold ``q`` is at or below ``1/K`` (``forced_first_exit``). The largest
+    softmax probability of K classes is never below ``1/K``, so every input — clean or attacked — leaves
+    at the first IC and no attack can change an exit: a ceiling by construction, which happens when the
+    first IC is already within the RAD budget of a weak final exit. ``"no early exits"``: no clean
+    attacked-set image leaves early, so there is nothing to slow down (a relative reduction is undefined).
+    """
     g = per_image[(per_image.backbone == backbone) & (per_image.attack == "clean") & np.isclose(per_image.rad, rad)]
-    forced = bool(g.forced_first_exit.any()) if "forced_first_exit" in g else False
-    return bool(g.early.any()) and not forced
+    if "forced_first_exit" in g and g.forced_first_exit.any():
+        return "forced"
+    return "" if g.early.any() else "no early exits"
+
+
+def measurable(per_image: pd.DataFrame, backbone: str, rad: float) -> bool:
+    """Whether a slowdown can be measured on ``backbone`` at ``rad`` (see :func:`unmeasurable_reason`)."""
+    return not unmeasurable_reason(per_image, backbone, rad)
 
 
 def reductions(per_image: pd.DataFrame, rad: float, n_boot: int = 2_000, seed: int = 0) -> pd.DataFrame:
@@ -270,12 +278,14 @@ def reductions(per_image: pd.DataFrame, rad: float, n_boot: int = 2_000, seed: i
             ["backbone", "attack"], sort=False):
         eta = _paired(per_image, b, ["clean", a], rad)
         acc = _paired(per_image, b, ["clean", a], rad, "correct")
-        if measurable(per_image, b, rad):
+        why = unmeasurable_reason(per_image, b, rad)
+        if not why:
             est = bootstrap_extreme({b: eta}, relative_reduction, "min", n_boot, seed=seed)[0]
             red, low, high = est.estimate, est.low, est.high
         else:
             red = low = high = float("nan")
-        rows.append({"backbone": b, "attack": a, "rad": rad, "images": len(eta), "eta_clean": eta[:, 0].mean(),
+        rows.append({"backbone": b, "attack": a, "rad": rad, "unmeasurable": why, "images": len(eta),
+                     "eta_clean": eta[:, 0].mean(),
                      "eta_attacked": eta[:, 1].mean(), "reduction": red, "low": low, "high": high,
                      "ee_acc_clean": 100 * acc[:, 0].mean(), "ee_acc_attacked": 100 * acc[:, 1].mean()})
     return pd.DataFrame(rows)
@@ -304,13 +314,14 @@ def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None
 
     for rad in RAD_BUDGETS:
         for b in every:
-            if not measurable(per_image, b, rad):
-                g = per_image[(per_image.backbone == b) & np.isclose(per_image.rad, rad)]
-                if "forced_first_exit" in g and g.forced_first_exit.any():
-                    why = (f"its RAD<{round(rad * 100)} % threshold q = {g.q.iloc[0]:g} is at or below 1/K, so every "
-                           "input, clean or attacked, leaves at the first IC and no attack can slow it down")
-                else:
-                    why = f"no clean image leaves early at RAD<{round(rad * 100)} %, so there is nothing to slow down"
+            reason = unmeasurable_reason(per_image, b, rad)
+            if reason == "forced":
+                q = per_image[(per_image.backbone == b) & np.isclose(per_image.rad, rad)].q.iloc[0]
+                why = (f"its RAD<{round(rad * 100)} % threshold q = {q:g} is at or below 1/K, so every input, clean "
+                       "or attacked, leaves at the first IC and no attack can slow it down")
+            elif reason:
+                why = f"no clean image leaves early at RAD<{round(rad * 100)} %, so there is nothing to slow down"
+            if reason:
                 notes.append(f"{lab.get(b, b)}: {why}; it is left out of that budget's reduction statistics.")
     r5 = 0.05
     add("sloth_linf_min_reduction", groups(["clean", "deepsloth_linf"], r5), relative_reduction)
@@ -380,8 +391,11 @@ def plot_reductions(red: pd.DataFrame, attacks, ax) -> None:
     ax.set_xticks(np.arange(len(backbones)), [BACKBONE_LABELS.get(b, b) for b in backbones])
     ax.set_xlim(-0.5, len(backbones) - 0.5)
     for i, b in enumerate(backbones):
-        if red[red.backbone == b].reduction.isna().all():
-            ax.text(i, 50, "no clean\nearly exits", ha="center", va="center", fontsize=10, color="0.3")
+        g = red[red.backbone == b]
+        if g.reduction.isna().all():
+            forced = "unmeasurable" in g and (g.unmeasurable == "forced").any()
+            ax.text(i, 50, "every input exits\nat IC 1 (q ≤ 1/K):\nnot measurable" if forced else "no clean\nearly exits",
+                    ha="center", va="center", fontsize=10, color="0.3")
     ax.set_ylabel("efficacy reduction (%)")
     ax.axhline(0, color="black", lw=0.8)
     ax.legend(fontsize=9, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
