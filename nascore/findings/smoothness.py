@@ -23,6 +23,7 @@ and on **test images** of the profile's test subset:
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -111,9 +112,17 @@ def measure(entries: dict, data, profile: Profile) -> tuple[pd.DataFrame, dict]:
         cx, cy = (t.to(device) for t in test_images(entry, data, profile.contour_images))
         gv_init = gradient_variance(fresh_model(name, profile, seed).to(device), gx, gy)
         gv_trained = gradient_variance(model, gx, gy)
-        eig = top_eigen(model, hx, hy, max_iter=profile.hessian_iters, seed=seed)
-        tr = hessian_trace(model, hx, hy, n_samples=max(2, profile.trace_samples), seed=seed, tol=TRACE_TOL,
-                           min_samples=max(2, min(10, profile.trace_samples)), method=HVP_METHOD)
+        # HVP "auto" falls back to double-backward (with a RuntimeWarning) where torch.func lacks a
+        # forward-mode formula; that is expected, so it is recorded in the row, not printed on the page.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            eig = top_eigen(model, hx, hy, max_iter=profile.hessian_iters, seed=seed)
+            tr = hessian_trace(model, hx, hy, n_samples=max(2, profile.trace_samples), seed=seed, tol=TRACE_TOL,
+                               min_samples=max(2, min(10, profile.trace_samples)), method=HVP_METHOD)
+        fallback = any("HVP failed" in str(w.message) for w in caught)
+        for w in caught:
+            if "HVP failed" not in str(w.message):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         pc = parameter_contour(model, cx, cy, grid=profile.contour_grid, span=FILTER_SPAN, seed=CONTOUR_SEED,
                                mode="filter")
         contours.setdefault(name, pc)
@@ -121,7 +130,8 @@ def measure(entries: dict, data, profile: Profile) -> tuple[pd.DataFrame, dict]:
                      "clean_acc": 100 * entry.record["metrics"]["test_acc"], "params": gv_trained.n_params,
                      **_gv_columns(gv_init, "init"), **_gv_columns(gv_trained, "trained"), **eig,
                      "trace": tr.trace, "trace_se": tr.stderr, "trace_probes": tr.n_probes,
-                     "trace_converged": bool(tr.converged), "contour_sharpness": pc.sharpness,
+                     "trace_converged": bool(tr.converged), "hvp_double_backward_fallback": fallback,
+                     "contour_sharpness": pc.sharpness,
                      "contour_center_loss": float(pc.center), "seconds": time.perf_counter() - t0})
     return pd.DataFrame(rows), contours
 
