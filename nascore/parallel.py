@@ -51,8 +51,7 @@ def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = No
         return out
     chunks = [list(range(i, min(i + tasks_per_process, len(jobs)))) for i in range(0, len(jobs), tasks_per_process)]
     results: list = [None] * len(jobs)
-    for chunk, outputs in _run_chunks_in_processes(fn, [[tuple(jobs[i]) for i in c] for c in chunks],
-                                                   chunks, workers):
+    for chunk, outputs in _run_chunks_in_processes(fn, jobs, chunks, workers):
         for i, result in zip(chunk, outputs):
             results[i] = result
             if progress:
@@ -60,8 +59,9 @@ def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = No
     return results
 
 
-def _run_chunks_in_processes(fn: Callable, chunk_jobs: list[list[tuple]], chunk_ids: list[list[int]], workers: int):
-    """Yield ``(chunk_ids[k], outputs)`` as each chunk finishes in its own fresh spawned process.
+def _run_chunks_in_processes(fn: Callable, jobs: Sequence[tuple], chunks: list[list[int]], workers: int):
+    """Yield ``(chunks[k], outputs)`` as each chunk (a list of indices into ``jobs``) finishes in its own
+    fresh spawned process.
 
     Written here rather than with :class:`concurrent.futures.ProcessPoolExecutor`: with
     ``max_tasks_per_child`` (needed so that each process returns its memory) that pool can stop
@@ -74,14 +74,14 @@ def _run_chunks_in_processes(fn: Callable, chunk_jobs: list[list[tuple]], chunk_
     from multiprocessing.connection import wait
 
     ctx = mp.get_context("spawn")
-    pending = list(range(len(chunk_jobs)))[::-1]
+    pending = list(range(len(chunks)))[::-1]
     running: dict = {}  # receiving connection -> (process, chunk index)
     try:
         while pending or running:
             while pending and len(running) < workers:
                 k = pending.pop()
                 receive, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_run_chunk, args=(send, fn, chunk_jobs[k]), daemon=True)
+                proc = ctx.Process(target=_run_chunk, args=(send, fn, [tuple(jobs[i]) for i in chunks[k]]), daemon=True)
                 proc.start()
                 send.close()  # the child holds the only writer: its death makes ``receive`` readable (EOF)
                 running[receive] = (proc, k)
@@ -91,15 +91,15 @@ def _run_chunks_in_processes(fn: Callable, chunk_jobs: list[list[tuple]], chunk_
                     status, payload = conn.recv()
                 except EOFError:
                     proc.join()
-                    raise RuntimeError(f"worker process for jobs {chunk_ids[k]} ({fn.__name__}) exited with code "
+                    raise RuntimeError(f"worker process for jobs {chunks[k]} ({fn.__name__}) exited with code "
                                        f"{proc.exitcode} without a result (killed for memory?)") from None
                 finally:
                     conn.close()
                 proc.join()
                 if status == "error":
                     exc, trace = payload
-                    raise exc from RuntimeError(f"in worker process for jobs {chunk_ids[k]}:\n{trace}")
-                yield chunk_ids[k], payload
+                    raise exc from RuntimeError(f"in worker process for jobs {chunks[k]}:\n{trace}")
+                yield chunks[k], payload
     finally:
         for conn, (proc, _) in running.items():
             proc.terminate()

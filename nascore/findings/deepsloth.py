@@ -315,14 +315,16 @@ def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None
     for rad in RAD_BUDGETS:
         for b in every:
             reason = unmeasurable_reason(per_image, b, rad)
+            if not reason:
+                continue
+            budget = f"RAD<{round(rad * 100)} %"
             if reason == "forced":
                 q = per_image[(per_image.backbone == b) & np.isclose(per_image.rad, rad)].q.iloc[0]
-                why = (f"its RAD<{round(rad * 100)} % threshold q = {q:g} is at or below 1/K, so every input, clean "
-                       "or attacked, leaves at the first IC and no attack can slow it down")
-            elif reason:
-                why = f"no clean image leaves early at RAD<{round(rad * 100)} %, so there is nothing to slow down"
-            if reason:
-                notes.append(f"{lab.get(b, b)}: {why}; it is left out of that budget's reduction statistics.")
+                why = (f"its {budget} threshold q = {q:g} is at or below 1/K, so every input, clean or attacked, "
+                       "leaves at the first IC and no attack can slow it down")
+            else:
+                why = f"no clean image leaves early at {budget}, so there is nothing to slow down"
+            notes.append(f"{lab.get(b, b)}: {why}; it is left out of that budget's reduction statistics.")
     r5 = 0.05
     add("sloth_linf_min_reduction", groups(["clean", "deepsloth_linf"], r5), relative_reduction)
     add("sloth_universal_min_reduction", groups(["clean", "universal_linf"], r5), relative_reduction)
