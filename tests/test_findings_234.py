@@ -349,3 +349,31 @@ def test_model_colours_one_code():
     assert common.model_colour("resnet18") == common.GROUP_COLOURS["manual"]
     assert len({common.model_colour(m) for m in common.MITIGATION_COLOURS}) == 3
     assert common.FAMILY_ORDER == ("manual", "nas", "mitigation")
+
+
+def test_evasion_in_workers_equals_in_process(synthetic_cifar, cache_tmp):
+    """Chapter 2 attacks the models in spawned single-threaded workers (each loads its model from
+    the cache by key): the tables must equal the in-process run's, row for row."""
+    from nascore import zoo
+    from nascore.profiles import get_profile
+
+    tiny = {"C": 4, "layers": 2}
+    prof = get_profile("smoke", pgd_images=6, sweep_images=4, nes_images=3, nes_samples=2, nes_max_queries=12,
+                       mitigation_models=("diy_deep",), nas_scale={**tiny, "dropout": 0.0},
+                       manual_scale={"width": 1 / 16}, batch_size=50, epochs=2)
+    entries = {(n, 0): zoo.get(n, prof, data=synthetic_cifar, progress=False, device="cpu")
+               for n in ("darts", "diy_deep", "resnet18")}
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' thread count: float results then agree exactly
+    try:
+        here = evasion.evaluate_models(entries, prof, synthetic_cifar, workers=1)
+    finally:
+        torch.set_num_threads(n_threads)
+    there = evasion.evaluate_models(entries, prof, synthetic_cifar, workers=2)
+    assert len(here["per_model"]) == 3 and len(here["pgd_per_image"]) > 0
+    for table in ("pgd_per_image", "curves", "nes", "nes_per_image"):
+        pd.testing.assert_frame_equal(here[table], there[table])
+    cols = [c for c in here["per_model"].columns if c != "seconds"]
+    pd.testing.assert_frame_equal(here["per_model"][cols], there["per_model"][cols])
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        evasion.evaluate_models(entries, prof, synthetic_cifar, workers=0)

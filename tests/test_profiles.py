@@ -29,3 +29,22 @@ def test_overrides_validate(monkeypatch):
         get_profile("quick", nas_models=["dartz"])
     monkeypatch.setenv("NASCORE_PROFILE", "paper")
     assert get_profile().name == "paper"
+
+
+def test_model_scale_adds_knobs_for_one_model_and_validates():
+    from torch import nn
+
+    quick = get_profile("quick")
+    assert quick.scale_for("vgg13_bn") == {"width": 1 / 8, "dropout": 0.0}
+    assert quick.scale_for("resnet18") == {"width": 1 / 8}
+    assert get_profile("paper").scale_for("vgg13_bn") == {"width": 1.0}
+    drop = [m.p for m in models.build("vgg13_bn", **quick.scale_for("vgg13_bn")).modules() if isinstance(m, nn.Dropout)]
+    assert drop == [0.0, 0.0]
+    paper = [m.p for m in models.build("vgg13_bn", width=1 / 8).modules() if isinstance(m, nn.Dropout)]
+    assert paper == [0.5, 0.5]  # the artifact's head
+    with pytest.raises(ValueError, match="unknown model.*vgg19"):
+        quick.override(model_scale={"vgg19": {"dropout": 0.0}})
+    with pytest.raises(ValueError, match="unknown scale knob.*'depth'.*resnet18"):
+        quick.override(model_scale={"resnet18": {"depth": 3}})
+    with pytest.raises(ValueError, match="dropout must be in"):
+        models.build("vgg16_bn", dropout=1.0)

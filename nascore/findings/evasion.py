@@ -33,7 +33,9 @@ from ..models import cell_stats, family
 from ..models.base import eval_mode
 from ..profiles import Profile
 from ..report.stats import auc_trapz
+from ..parallel import map_in_workers
 from ..zoo import ModelConfig, splits
+from ..zoo import load as zoo_load
 from .common import nas_vs_manual, spearman_row
 
 BATCH = 100
@@ -207,50 +209,95 @@ def nes_run(entry, x, y, index, profile: Profile, name: str, seed: int):
 
 
 # --------------------------------------------------------------------------- all models
-def evaluate_models(entries: dict, profile: Profile, data) -> dict[str, pd.DataFrame]:
+def _evaluate_model(name: str, key: str, profile_fields: dict, seed: int, x: torch.Tensor, y: torch.Tensor,
+                    union: torch.Tensor, own: torch.Tensor, entry=None) -> dict:
+    """Every measurement on one model (a worker function: the model is loaded from the zoo cache by
+    its ``key`` when ``entry`` is not given). ``union`` = positions in the test subset of the
+    images ``x`` (uint8) / ``y``: the model's protocol images ``own`` and every paired set it belongs
+    to. Returns the per-model row and its per-image, curve and NES tables."""
+    import time
+
+    t0 = time.perf_counter()
+    profile = Profile(**profile_fields)
+    entry = entry if entry is not None else zoo_load(name, key)
+    torch.manual_seed(seed)
+    xs, ys = x.float().div(255), y
+    per_image = targeted_pgd(entry, xs, ys, union, name, seed, own)
+    base = {"model": name, "family": family(name), "seed": seed}
+    row = {**base, "clean_acc": 100 * entry.record["metrics"]["test_acc"]}
+    pos = torch.searchsorted(union, own)  # own ⊆ union, both sorted
+    xp, yp = xs[pos], ys[pos]
+    curves = []
+    for norm, eps_values in (("linf", profile.eps_linf), ("l2", profile.eps_l2)):
+        c = pd.DataFrame(robust_curve(entry, xp[:profile.sweep_images], yp[:profile.sweep_images], norm,
+                                      eps_values, profile.sweep_steps, seed))
+        curves += [{**base, **r} for r in c.to_dict("records")]
+        for col, sfx in (("robust_acc", ""), ("robust_acc_last_step", "_last_step")):
+            s = curve_summary(c, col)
+            row[f"{norm}_auc{sfx}"], row[f"{norm}_eps50{sfx}"] = s["auc"], s["eps50"]
+    k = profile.nes_images
+    rows, nes_table = nes_run(entry, xp[:k], yp[:k], own[:k], profile, name, seed)
+    row["nes_asr"], row["nes_images"] = rows[-1]["nes_asr"], len(nes_table)
+    if family(name) != "manual":
+        st = cell_stats(name)
+        row["depth"], row["skips"] = st.depth, st.skips
+    row["seconds"] = time.perf_counter() - t0
+    return {"row": row, "per_image": per_image, "curves": curves, "nes": [{**base, **r} for r in rows],
+            "nes_per_image": nes_table}
+
+
+def evaluate_models(entries: dict, profile: Profile, data, workers: int | None = None,
+                    progress: bool = False) -> dict[str, pd.DataFrame]:
     """Every measurement on every model: ``{"per_model", "pgd_per_image", "paired_images", "curves",
     "nes", "nes_per_image"}`` tidy tables (one row per model and seed, per image, per ε, per
     budget). Each image is attacked once per model: the union of its protocol set and the paired
-    sets it belongs to (:func:`image_sets`)."""
-    import time
+    sets it belongs to (:func:`image_sets`).
 
+    ``workers``: the models are attacked in that many single-threaded processes
+    (:mod:`nascore.parallel`), slowest first, each loading its model from the zoo cache by key;
+    ``None`` = one per core on CPU, except at smoke scale (in this process). Every attack is seeded
+    per model, so the tables do not depend on the layout beyond the float rounding of the thread count.
+    """
     nes_budgets(profile)  # validate the NES budget before any compute
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     protocol, pairs = image_sets(entries, data, profile.pgd_images, PAIRED_BASELINE, profile.mitigation_models)
-    per_model, per_image, curves, nes, nes_images = [], [], [], [], []
+    jobs = []
     for (name, seed), entry in entries.items():
-        t0 = time.perf_counter()
-        torch.manual_seed(seed)
         test_x, test_y = test_subset(entry, data)
         own = protocol[(name, seed)]
         mine = [idx for (m, s), idx in pairs.items() if s == seed and name in (m, PAIRED_BASELINE)]
         union = torch.unique(torch.cat([own, *mine]))
-        xs, ys = test_x[union].float().div(255), test_y[union]
-        per_image.append(targeted_pgd(entry, xs, ys, union, name, seed, own))
-        base = {"model": name, "family": family(name), "seed": seed}
-        row = {**base, "clean_acc": 100 * entry.record["metrics"]["test_acc"]}
-        xp, yp = test_x[own].float().div(255), test_y[own]
-        for norm, eps_values in (("linf", profile.eps_linf), ("l2", profile.eps_l2)):
-            c = pd.DataFrame(robust_curve(entry, xp[:profile.sweep_images], yp[:profile.sweep_images], norm,
-                                          eps_values, profile.sweep_steps, seed))
-            curves += [{**base, **r} for r in c.to_dict("records")]
-            for col, sfx in (("robust_acc", ""), ("robust_acc_last_step", "_last_step")):
-                s = curve_summary(c, col)
-                row[f"{norm}_auc{sfx}"], row[f"{norm}_eps50{sfx}"] = s["auc"], s["eps50"]
-        k = profile.nes_images
-        rows, table = nes_run(entry, xp[:k], yp[:k], own[:k], profile, name, seed)
-        nes += [{**base, **r} for r in rows]
-        nes_images.append(table)
-        row["nes_asr"], row["nes_images"] = rows[-1]["nes_asr"], len(table)
-        if family(name) != "manual":
-            st = cell_stats(name)
-            row["depth"], row["skips"] = st.depth, st.skips
-        row["seconds"] = time.perf_counter() - t0
-        per_model.append(row)
-    pgd = pd.concat(per_image, ignore_index=True)
-    table = pd.DataFrame(per_model).merge(pgd_summary(pgd), on=["model", "seed"], how="left", validate="one_to_one")
+        jobs.append((name, entry.record["key"], profile.to_dict(), seed, test_x[union], test_y[union], union, own))
+    if workers is None:  # smoke scale: process start-up (~5 s each) would dominate
+        workers = 1 if profile.pgd_images * len(jobs) < 1_000 else None
+    if workers == 1:
+        results = [_evaluate_model(*job, entry=entries[(job[0], job[3])]) for job in jobs]
+    else:
+        # slowest first: the cost grows with the model and with its number of images
+        order = sorted(range(len(jobs)), key=lambda i: -_attack_cost(jobs[i][0]) * len(jobs[i][6]))
+
+        def report(r, elapsed):
+            if progress:
+                print(f"{r['row']['model']:>16} seed {r['row']['seed']}: {r['row']['seconds']:.0f} s "
+                      f"({elapsed:.0f} s elapsed)", flush=True)
+        done = map_in_workers(_evaluate_model, [jobs[i] for i in order], workers, report)
+        results = [None] * len(jobs)
+        for i, r in zip(order, done):
+            results[i] = r
+    pgd = pd.concat([r["per_image"] for r in results], ignore_index=True)
+    per_model = pd.DataFrame([r["row"] for r in results])
+    table = per_model.merge(pgd_summary(pgd), on=["model", "seed"], how="left", validate="one_to_one")
     return {"per_model": table, "pgd_per_image": pgd, "paired_images": paired_table(pairs, PAIRED_BASELINE),
-            "curves": pd.DataFrame(curves), "nes": pd.DataFrame(nes),
-            "nes_per_image": pd.concat(nes_images, ignore_index=True)}
+            "curves": pd.DataFrame([c for r in results for c in r["curves"]]),
+            "nes": pd.DataFrame([n for r in results for n in r["nes"]]),
+            "nes_per_image": pd.concat([r["nes_per_image"] for r in results], ignore_index=True)}
+
+
+def _attack_cost(name: str) -> float:
+    """Relative cost of attacking one image (measured seconds per model at quick, chapter 2:
+    WRN-50-2 and DenseNet-121 ~330 s, ResNeXt-50 ~200 s, a NAS cell ~55 s, ResNet-18 ~40 s)."""
+    return {"wide_resnet50_2": 6.0, "densenet121": 6.0, "resnext50_32x4d": 3.6}.get(name, 1.0)
 
 
 # --------------------------------------------------------------------------- verdicts
