@@ -144,9 +144,11 @@ class Profile:
         return dataclasses.replace(self, **knobs)
 
     def to_dict(self) -> dict:
-        """Plain, picklable fields (``Profile(**p.to_dict()) == p`` up to mapping types)."""
-        return {f.name: (dict(v) if isinstance(v, Mapping) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+        """Plain, picklable fields (``Profile(**p.to_dict()) == p`` up to mapping types): mappings,
+        nested ones included, become dicts."""
+        def plain(v):
+            return {k: plain(x) for k, x in v.items()} if isinstance(v, Mapping) else v
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 #: Integer knobs that count something and must be >= 1 (other integer knobs must be >= 0).

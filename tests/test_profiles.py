@@ -48,3 +48,16 @@ def test_model_scale_adds_knobs_for_one_model_and_validates():
         quick.override(model_scale={"resnet18": {"depth": 3}})
     with pytest.raises(ValueError, match="dropout must be in"):
         models.build("vgg16_bn", dropout=1.0)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_profile_pickles_for_the_workers(name):
+    """Worker processes get ``Profile.to_dict()`` through pickle (spawn): no mappingproxy may survive."""
+    import pickle
+
+    from nascore.profiles import Profile
+
+    prof = get_profile(name)
+    back = Profile(**pickle.loads(pickle.dumps(prof.to_dict())))
+    assert back.to_dict() == prof.to_dict()
+    assert all(back.scale_for(m) == prof.scale_for(m) for m in prof.models)
