@@ -377,3 +377,19 @@ def test_evasion_in_workers_equals_in_process(synthetic_cifar, cache_tmp):
     pd.testing.assert_frame_equal(here["per_model"][cols], there["per_model"][cols])
     with pytest.raises(ValueError, match="workers must be >= 1"):
         evasion.evaluate_models(entries, prof, synthetic_cifar, workers=0)
+
+
+def test_model_bar_legend_never_covers_a_bar():
+    """Bars of nearly equal height (chapter 5's drops) leave no free corner: the legend sits above the axes."""
+    import matplotlib.pyplot as plt
+
+    names = ["darts", "pdarts", "resnet18", "vgg13_bn", "diy_deep", "dla34", "sgas", "bit_r50x1"]
+    df = pd.DataFrame({"model": names, "family": [common.family(m) for m in names],
+                       "drop": np.linspace(12.0, 15.8, len(names))})
+    fig, ax = plt.subplots(figsize=(3.8, 3.2), layout="constrained")
+    common.plot_model_bars(df, "drop", ax, "drop (pp)")
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert all(not legend.overlaps(bar.get_window_extent()) for bar in ax.patches)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["manual", "NAS", "mitigation"]
+    plt.close("all")

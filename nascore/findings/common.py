@@ -212,7 +212,9 @@ def plot_model_bars(df: pd.DataFrame, value: str, ax, label: str | None = None):
         t.set_ha("right")
         t.set_rotation_mode("anchor")
     ax.grid(axis="y", alpha=0.3)
-    family_legend(ax, pm.family.unique())
+    fams = set(pm.family.unique())  # above the axes: bars of similar height leave no free corner inside
+    family_legend(ax, fams, loc="lower left", bbox_to_anchor=(0, 1.01), borderaxespad=0,
+                  ncol=len([f for f in FAMILY_ORDER if f in fams]), handlelength=1.2, columnspacing=1.0)
     return ax
 
 
