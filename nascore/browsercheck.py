@@ -158,9 +158,9 @@ function inspect() {
   const marked = new Set(document.querySelectorAll('.verdict'));
   document.querySelectorAll('table').forEach(table => {
     const rows = [...table.rows];
-    const head = rows.findIndex(r => [...r.cells].some(c => /^(verdict|label)$/i.test(c.textContent.trim())));
+    const head = rows.findIndex(r => [...r.cells].some(c => /^(verdict|label)\b/i.test(c.textContent.trim())));
     if (head < 0) return;
-    const col = [...rows[head].cells].findIndex(c => /^(verdict|label)$/i.test(c.textContent.trim()));
+    const col = [...rows[head].cells].findIndex(c => /^(verdict|label)\b/i.test(c.textContent.trim()));
     rows.slice(head).forEach(r => { if (r.cells[col]) marked.add(r.cells[col]); });
   });
   const width = Math.min(window.innerWidth, document.documentElement.clientWidth || window.innerWidth);

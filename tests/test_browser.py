@@ -56,6 +56,10 @@ PLANTED = f"""
 <td class="verdict">PLANTED-WIDE-VERDICT</td></tr></tbody></table></div>
 <table><thead><tr><th>claim</th><th>label</th></tr></thead>
 <tbody><tr><td>x</td><td style="max-width:30px;overflow:hidden;white-space:nowrap">PLANTED-CLIPPED-VERDICT inconclusive at this scale</td></tr></tbody></table>
+<div class="pst-scrollable-table-container"><table class="table"><thead><tr>
+{''.join(f'<th>column_{i}</th>' for i in range(WIDE_COLUMNS))}<th>label (before multiplicity correction)</th></tr></thead>
+<tbody><tr>{''.join(f'<td style="white-space:nowrap">a_long_value_{i}</td>' for i in range(WIDE_COLUMNS))}
+<td>PLANTED-CHAPTER-TABLE-VERDICT</td></tr></tbody></table></div>
 </section>
 """
 
@@ -104,6 +108,7 @@ def test_checker_reports_each_planted_defect(planted_site):
     assert found("absolute-path", "/work/planted/results"), message
     assert found("verdict-offscreen", "PLANTED-WIDE-VERDICT"), message
     assert found("verdict-offscreen", "PLANTED-CLIPPED-VERDICT"), message
+    assert found("verdict-offscreen", "PLANTED-CHAPTER-TABLE-VERDICT"), message  # header "label (...)"
     for fine in ("PLANTED-FITTING-VERDICT", "PLANTED-FOLDED-VERDICT", "data:image"):
         assert not any(fine in d.detail for d in planted), message
     # every planted defect is reported once, with the page and a snippet
