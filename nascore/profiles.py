@@ -312,6 +312,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         #   images before and after every epoch: a NAS job ≈ 2 × (2,400/239 + 2.5) + 5.5 ≈ 30 s → 13 cells × 2 ×
         #   1.15 × 30 ≈ 910 s + 7 manual ≈ 300 s + sweep/latent/IMC ≈ 200 s ≈ 1,410 worker-s ≈ 12 min;
         #   together ≈ 28 min + the notebooks' own evaluation (≈ 0.5 min): over the 20-minute target, by choice.
+        #   Measured (README "Book run times"; the zoo now trains in fp32, ~1.5x slower than this bf16 estimate):
+        #   poisoning 38 min of training + 8 min of evaluation, backdoor 25 min.
         # 40 steps at the artifact's 1–2 stamped copies per batch leave the trigger unlearned (resnet18 ×1/8: standard
         # ASR 4 % after 160 steps at 2 %), so the per-batch poison rate is scaled ×12.5 (BadNet 25 %, TrojanNN
         # 12.5 %). Measured at 25 %: darts (C=8) standard ASR 16/41/54/77 % after 20/40/60/80 steps, resnet18 ×1/8
