@@ -49,6 +49,7 @@ class Profile:
     recipe: Mapping[str, Any] = field(default_factory=dict)  # further nascore.train.Recipe fields
     extra_seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # model -> additional seeds
     model_scale: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # model -> knobs over its family's
+    model_recipe: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # model -> Recipe fields over the profile's
     # Evasion (automl protocol §4.1)
     pgd_images: int = 1000
     eps_linf: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
@@ -124,9 +125,11 @@ class Profile:
         base = self.manual_scale if family(model) == "manual" else self.nas_scale
         return {**base, **self.model_scale.get(model, {})}
 
-    def recipe_overrides(self) -> dict:
-        """Keyword arguments for :class:`nascore.train.Recipe` at this profile."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, **dict(self.recipe)}
+    def recipe_overrides(self, model: str | None = None) -> dict:
+        """Keyword arguments for :class:`nascore.train.Recipe` at this profile; with ``model``, that
+        model's own overrides (``model_recipe``, e.g. more epochs for one backbone) on top."""
+        base = {"epochs": self.epochs, "batch_size": self.batch_size, **dict(self.recipe)}
+        return base if model is None else {**base, **self.model_recipe.get(model, {})}
 
     def seeds_for(self, model: str) -> tuple[int, ...]:
         """The seeds trained for ``model``: the profile's seeds plus any extra ones for it."""
@@ -161,6 +164,18 @@ POSITIVE_COUNTS += ("sdn_ic_epochs", "sdn_ic_reuse", "sdn_ic_train_images", "slo
 _MODEL_LISTS = ("nas_models", "manual_models", "mitigation_models", "sdn_models")
 
 
+def _validated_recipe(value: Any, fail) -> Mapping[str, Any]:
+    """``value`` as a read-only mapping of :class:`nascore.train.Recipe` fields, or ``fail(why)``."""
+    from .train import Recipe
+    if not isinstance(value, Mapping):
+        fail("expected a mapping of nascore.train.Recipe fields")
+    try:
+        Recipe(**dict(value))
+    except (TypeError, ValueError) as err:
+        fail(str(err))
+    return MappingProxyType(dict(value))
+
+
 def _validated(key: str, value: Any) -> Any:
     """Check one override against the field's declared type and range; return it normalised."""
     import typing
@@ -189,14 +204,14 @@ def _validated(key: str, value: Any) -> Any:
                 fail(f"unknown scale knob(s) {bad} for {model!r}; valid: {', '.join(scale_knobs(model))}")
         return MappingProxyType({m: MappingProxyType(dict(k)) for m, k in value.items()})
     if key == "recipe":
-        from .train import Recipe
-        if not isinstance(value, Mapping):
-            fail("expected a mapping of nascore.train.Recipe fields")
-        try:
-            Recipe(**dict(value))
-        except (TypeError, ValueError) as err:
-            fail(str(err))
-        return MappingProxyType(dict(value))
+        return _validated_recipe(dict(value) if isinstance(value, Mapping) else value, fail)
+    if key == "model_recipe":
+        if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+            fail("expected a mapping model -> {nascore.train.Recipe field: value}")
+        unknown = [m for m in value if m not in names()]
+        if unknown:
+            fail(f"unknown model(s) {unknown}; valid: {', '.join(names())}")
+        return MappingProxyType({m: _validated_recipe(dict(r), fail) for m, r in value.items()})
     if origin is typing.Union or (origin is not None and type(None) in args):  # X | None
         if value is None:
             return None

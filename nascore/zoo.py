@@ -163,7 +163,7 @@ def resolve(name: str, profile: str | Profile | None = None, seed: int = 0, data
     scale = {**prof.scale_for(name), **{k: v for k, v in overrides.items() if k in knobs}}
     build_args = build_arguments(name, **scale)
     recipe_over = {k: v for k, v in overrides.items() if k in _recipe_fields()}
-    recipe = Recipe(**{**prof.recipe_overrides(), **recipe_over})
+    recipe = Recipe(**{**prof.recipe_overrides(name), **recipe_over})
     if variant is not None and not isinstance(variant, Variant):
         raise TypeError(f"variant must implement nascore.zoo.Variant (config/inputs/initial_state), "
                         f"got {type(variant).__name__}")

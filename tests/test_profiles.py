@@ -61,3 +61,23 @@ def test_every_profile_pickles_for_the_workers(name):
     back = Profile(**pickle.loads(pickle.dumps(prof.to_dict())))
     assert back.to_dict() == prof.to_dict()
     assert all(back.scale_for(m) == prof.scale_for(m) for m in prof.models)
+
+
+def test_model_recipe_overrides_one_model_and_enters_its_cache_key(synthetic_cifar):
+    """``model_recipe`` (e.g. two epochs for one DeepSloth backbone) changes that model's recipe and
+    cache key only; a bad model name or Recipe field is refused before any compute."""
+    from nascore import zoo
+
+    quick = get_profile("quick")
+    two = quick.override(model_recipe={"resnet18": {"epochs": 2}})
+    assert two.recipe_overrides("resnet18")["epochs"] == 2
+    assert two.recipe_overrides("darts")["epochs"] == quick.epochs == two.recipe_overrides()["epochs"]
+    key = lambda p, m: zoo.resolve(m, p, data=synthetic_cifar, device="cpu")[0].key()
+    assert key(two, "resnet18") != key(quick, "resnet18")
+    assert key(two, "darts") == key(quick, "darts")
+    with pytest.raises(ValueError, match="unknown model.*vgg19"):
+        quick.override(model_recipe={"vgg19": {"epochs": 2}})
+    with pytest.raises(ValueError, match="model_recipe"):
+        quick.override(model_recipe={"resnet18": {"epoch": 2}})
+    with pytest.raises(ValueError, match="model_recipe"):
+        quick.override(model_recipe={"resnet18": 2})
