@@ -364,6 +364,11 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         # Accuracy pilot (quick-v2-like recipe: Nesterov SGD, peak lr 0.2, warm-up/linear decay, batch 128,
         # 1 thread): after 10k training images VGG 18 %, ResNet-56 11 %, MobileNet 23 %; ResNet-56 after
         # 20k images 33 % (still rising). One epoch of 50k is expected to leave ResNet-56 near the 50 % floor.
+        # Two passes over the training set for the backbones (pilot ``benchmarks/pilot_sdn_epochs.py``, README):
+        # after one, VGG-16 reached 39 % and its first IC (44 %) beat the final exit, so the RAD rule chose
+        # q = 0.05 and every input left at IC 1 (DeepSloth not measurable); after two VGG-16 / ResNet-56 /
+        # MobileNet reach 56 / 60 / 54 % with q = 0.35 / 0.55 / 0.45 at RAD<5 %, for ~2 min more wall time.
+        model_recipe=MappingProxyType({n: MappingProxyType({"epochs": 2}) for n in SDN_NAMES}),
         sdn_scale=MappingProxyType({"vgg16_bn": {"width": 1 / 4, "dropout": 0.0}, "resnet56": {"width": 3 / 8},
                                     "mobilenet_v1": {"width": 1 / 4}}),
         sdn_ic_epochs=10, sdn_ic_reuse=10, sdn_ic_train_images=10_000,
