@@ -252,6 +252,9 @@ def test_extreme_over_groups_and_single_group_values():
     row = compare_extreme(groups, "sloth_linf_min_reduction", n_boot=500)
     assert row["estimate"] == pytest.approx(groups["resnet56"].mean())
     assert row["high"] < 0.9 and row["label"] == NOT_REPRODUCED        # below the 90 % band: contradicts
+    from nascore.report.scorecard import _headline_row
+    head = _headline_row({**row, "final_label": row["label"], "holm_p": row["p_value"]})
+    assert "300 vs 2" not in head and "n = 300 test images per group (the fewest), 2 groups" in head
     vals = compare_values("zoo.clean_accuracy", [96.2, 96.6, 96.9, 96.4], n_boot=500)
     assert vals["label"] == REPRODUCED and math.isnan(vals["p_value"])  # level claim: no test
 

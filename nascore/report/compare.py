@@ -328,9 +328,10 @@ def compare_extreme(groups: Mapping[str, np.ndarray], statistic: str, claim: str
     per = ", ".join(f"{k} {stat.fmt(v)}" for k, v in per_group.items())
     n_text = (f"the {'smallest' if which == 'min' else 'largest'} of {len(per_group)} groups ({per}); "
               f"≥ {est.n_a} images per group resampled within groups")
-    return _row(c, stat, role, est, p, "bootstrap (percentile inversion)", n_text,
-                units_of_analysis=f"test images within each of {len(per_group)} groups", setting=setting,
-                alpha=alpha, profile=profile)
+    row = _row(c, stat, role, est, p, "bootstrap (percentile inversion)", n_text,
+               units_of_analysis=f"test images per group (the fewest), {len(per_group)} groups", setting=setting,
+               alpha=alpha, profile=profile)
+    return {**row, "n_b": 0}  # one extreme over groups, not two groups compared: n = the fewest images
 
 
 # --------------------------------------------------------------------------- compatibility
