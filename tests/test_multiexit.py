@@ -321,7 +321,9 @@ def test_primary_statistics_on_a_constructed_table():
     assert got["sloth_persample_minus_universal"]["estimate"] == pytest.approx(0.5)   # 0.7 − 0.2 (ResNet)
     assert got["sloth_minus_pgd_reduction"]["estimate"] == pytest.approx(0.7)
     assert got["sloth_ee_accuracy_change"]["estimate"] == pytest.approx(-100)
-    assert got["clean_efficacy_rad5"]["role"] == "exploratory"                 # not at the paper profile
+    anchor = got["clean_efficacy_rad5"]
+    assert anchor["role"] == "exploratory"                                     # not at the paper profile
+    assert anchor["label"] == "not measurable at this scale" and "not comparable" in anchor["text"]
 
 
 def test_backbones_without_clean_early_exits_are_left_out():
