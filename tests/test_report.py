@@ -334,3 +334,30 @@ def test_save_load_index_and_checksum(tmp_path):
         tables.load_results(tmp_path / "t")
     with pytest.raises(TypeError, match="provenance"):
         tables.save_results(df, tmp_path / "u", None)
+
+
+def test_smallest_attainable_p_is_what_the_exact_test_gives_on_separated_groups():
+    from nascore.report.stats import permutation_test, smallest_attainable_p
+
+    for n_a, n_b in ((5, 5), (7, 6), (4, 3)):
+        p = permutation_test(np.arange(n_a) + 100.0, np.arange(n_b, dtype=float))
+        assert smallest_attainable_p("exact permutation", n_a, n_b) == pytest.approx(p)
+    assert smallest_attainable_p("exact sign-flip permutation", 4) == pytest.approx(2 / 16)
+    assert smallest_attainable_p("McNemar χ² (continuity-corrected)", 1000, 1000) is None
+    assert smallest_attainable_p("Monte-Carlo (100,000 relabellings) permutation", 30, 30) is None
+
+
+def test_holm_reach_note_says_when_a_test_cannot_pass_the_first_threshold():
+    from nascore.report.verdict import holm_reach_note
+
+    assert "at least 28 of the other 33" in holm_reach_note("exact permutation", 5, 5, 34)   # 2/252 > 0.05/34
+    assert holm_reach_note("exact permutation", 10, 7, 34) == ""                             # 1.0e-4 < 0.0015
+    assert "cannot pass" in holm_reach_note("exact sign-flip permutation", 4, 0, 34)          # 0.125 > 0.05
+    rows = [compare_families(_zoo([10 + i for i in range(5)], [0, 1, 2, 3, 4.0]), "pgd_asr", n_boot=200),
+            compare_families(_zoo([1 + i for i in range(8)], [0, 1, 2, 3, 4, 5, 6.0], column="linf_auc"),
+                             "linf_auc", n_boot=200)]
+    rows += [{**rows[1], "subject": f"copy {i}"} for i in range(6)]                         # 8 tested primaries
+    table = apply_holm(verdict_table(rows))
+    small = table[table.statistic == "pgd_asr"].iloc[0]                                      # 2/252 > 0.05/8
+    assert "Reach: with 5 vs 5 units" in small["text"] and "at least 2 of the other 7" in small["text"]
+    assert not table[table.statistic == "linf_auc"].text.str.contains("Reach").any()         # 2/6435 < 0.05/8

@@ -263,6 +263,20 @@ def _mean_diff(x, y, axis=-1):
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
 
+def smallest_attainable_p(test: str, n_a: int, n_b: int = 0) -> float | None:
+    """Smallest two-sided p an **exact** permutation test named ``test`` (as the comparison rows
+    name it) can give with these unit counts, whatever the data: ``2 / C(n_a + n_b, n_a)`` for two
+    independent groups, ``2 / 2**n_a`` for a one-sample sign-flip test; ``None`` for other tests.
+    E.g. 5 vs 5 architectures: 2/252 = 0.0079."""
+    if not isinstance(test, str) or not test.startswith("exact"):
+        return None
+    if "sign-flip" in test:
+        return min(1.0, 2.0 / 2 ** int(n_a))
+    if not n_b:
+        return None
+    return min(1.0, 2.0 / n_splits(int(n_a), int(n_b)))
+
+
 def permutation_test(a, b, n_perm: int = N_PERM, alternative: Alternative = "two-sided",
                      seed: int = 0) -> float:
     """Permutation p-value of ``mean(a) − mean(b)`` (:func:`scipy.stats.permutation_test`,

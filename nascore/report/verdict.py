@@ -34,7 +34,7 @@ import pandas as pd
 
 from . import claims as _claims
 from .claims import Claim
-from .stats import DiffEstimate, holm
+from .stats import DiffEstimate, holm, smallest_attainable_p
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -312,4 +312,30 @@ def apply_holm(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
         if math.isfinite(float(r["low"])) and math.isfinite(float(r["high"])):
             final[i] = decide(r["claim"], float(r["low"]), float(r["high"]), float(r["holm_p"]), alpha)[0]
     df["final_label"] = final
+    m = int(tested.sum())
+    for i in df.index[tested]:
+        note = holm_reach_note(df.loc[i, "test"], df.loc[i, "n_a"], df.loc[i, "n_b"], m, alpha)
+        if note:
+            df.loc[i, "text"] = f"{df.loc[i, 'text']} {note}"
     return df
+
+
+def holm_reach_note(test: str, n_a, n_b, m: int, alpha: float = ALPHA) -> str:
+    """A sentence when an exact test's smallest attainable p (its unit counts allow no smaller,
+    whatever the data) exceeds Holm's first threshold ``alpha / m``: Holm is step-down, so the
+    test can pass only after ``k`` others, where ``alpha / (m − k)`` reaches that p. '' otherwise."""
+    try:
+        floor = smallest_attainable_p(test, int(n_a), int(n_b) if n_b == n_b and n_b else 0)
+    except (TypeError, ValueError):
+        return ""
+    if floor is None or floor <= alpha / m:
+        return ""
+    k = math.ceil(m - alpha / floor - 1e-12)
+    units = f"{int(n_a)} vs {int(n_b)}" if n_b == n_b and n_b else f"{int(n_a)}"
+    if k >= m:
+        return (f"Reach: with {units} units the smallest attainable p is {floor:.2g}, above α = {alpha:g}; this "
+                f"test cannot pass at this scale whatever the data.")
+    return (f"Reach: with {units} units the smallest attainable p is {floor:.2g}, above Holm's first threshold "
+            f"{alpha:g}/{m} = {alpha / m:.2g}; this test can pass the correction only if at least {k} of the other "
+            f"{m - 1} primary tests pass first (Holm is step-down), so at this scale an 'inconclusive' here is "
+            f"largely structural.")
