@@ -164,6 +164,15 @@ POSITIVE_COUNTS += ("sdn_ic_epochs", "sdn_ic_reuse", "sdn_ic_train_images", "slo
 _MODEL_LISTS = ("nas_models", "manual_models", "mitigation_models", "sdn_models")
 
 
+def _check_per_model(value: Any, what: str, fail) -> None:
+    """``value`` must map registered model names to mappings (of ``what``), or ``fail(why)``."""
+    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+        fail(f"expected a mapping model -> {{{what}: value}}")
+    unknown = [m for m in value if m not in names()]
+    if unknown:
+        fail(f"unknown model(s) {unknown}; valid: {', '.join(names())}")
+
+
 def _validated_recipe(value: Any, fail) -> Mapping[str, Any]:
     """``value`` as a read-only mapping of :class:`nascore.train.Recipe` fields, or ``fail(why)``."""
     from .train import Recipe
@@ -193,11 +202,7 @@ def _validated(key: str, value: Any) -> Any:
         return tuple(value)
     if key == "model_scale":
         from .models import scale_knobs
-        if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
-            fail("expected a mapping model -> {scale knob: value}")
-        unknown = [m for m in value if m not in names()]
-        if unknown:
-            fail(f"unknown model(s) {unknown}; valid: {', '.join(names())}")
+        _check_per_model(value, "scale knob", fail)
         for model, knobs in value.items():
             bad = sorted(set(knobs) - set(scale_knobs(model)))
             if bad:
@@ -206,11 +211,7 @@ def _validated(key: str, value: Any) -> Any:
     if key == "recipe":
         return _validated_recipe(dict(value) if isinstance(value, Mapping) else value, fail)
     if key == "model_recipe":
-        if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
-            fail("expected a mapping model -> {nascore.train.Recipe field: value}")
-        unknown = [m for m in value if m not in names()]
-        if unknown:
-            fail(f"unknown model(s) {unknown}; valid: {', '.join(names())}")
+        _check_per_model(value, "nascore.train.Recipe field", fail)
         return MappingProxyType({m: _validated_recipe(dict(r), fail) for m, r in value.items()})
     if origin is typing.Union or (origin is not None and type(None) in args):  # X | None
         if value is None:
