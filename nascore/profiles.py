@@ -293,9 +293,9 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
     "quick": Profile(
         name="quick",
         description=("CPU scale (2 cores; the book takes about three hours from scratch, README): all 10 NAS "
-                     "cells, 7 manual models and 3 mitigations, narrow networks (NAS C=8, 5 cells, no dropout; manual width 1/8), one pass "
-                     "over the full 50,000-image training set with a short schedule, evaluation on the full "
-                     "10,000-image test set; DARTS and ResNet-18 with a second seed."),
+                     "cells, 7 manual models and 3 mitigations, narrow networks (NAS C=8, 5 cells, no dropout; "
+                     "manual width 1/8), one pass over the full 50,000-image training set with a short schedule, "
+                     "evaluation on the full 10,000-image test set; DARTS and ResNet-18 with a second seed."),
         nas_models=STUDY_NAS,
         manual_models=MANUAL_NAMES,
         mitigation_models=MITIGATION_ARCHS,
