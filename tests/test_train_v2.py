@@ -1,7 +1,6 @@
 """The trainer's extension points (soft labels, frozen samples, batch transforms, within-run
 evaluation, schedules), the complete cache key, variants and the generic cache."""
 import importlib
-import json
 import sys
 from dataclasses import dataclass
 
