@@ -19,6 +19,8 @@ with an explicit driver path (nothing is downloaded). Defect kinds (:data:`KINDS
   clipped. A verdict is marked in the HTML by the CSS class ``verdict`` (on any element, e.g. a
   table cell; the scorecard generator's contract) or is a cell of a table column headed
   ``verdict`` or ``label`` (the name :mod:`nascore.report.verdict` gives the verdict column);
+* ``raw-repr``: a Python object's repr printed as a cell's result, e.g. ``<matplotlib.legend.Legend
+  at 0x7f…>`` or ``<Figure size 770x420 with 2 Axes>`` (a call whose return value was not swallowed);
 * ``empty-page``: at 420 px (the smoke look at a phone width) the page shows no text.
 """
 from __future__ import annotations
@@ -37,12 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-KINDS = ("broken-image", "broken-link", "stderr", "absolute-path", "verdict-offscreen", "empty-page")
+KINDS = ("broken-image", "broken-link", "stderr", "absolute-path", "raw-repr", "verdict-offscreen", "empty-page")
 WIDE, NARROW, HEIGHT = 1400, 420, 900
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--no-first-run", "--hide-scrollbars")
 ABSOLUTE_PATH = re.compile(r"(?<![\w.\-~])/(?:work|tmp|root|home)/[^\s\"'<>)]*")
+RAW_REPR = re.compile(r"<(?:[A-Za-z_][\w.]* (?:object )?at 0x[0-9a-fA-F]+|Figure size \d+x\d+ with \d+ Axes)>")
 SKIP_DIRS = {"_static", "_sources", "_images", "_sphinx_design_static"}
 
 
@@ -235,6 +238,7 @@ def check_site(root: str | Path, chromium: str, chromedriver: str,
                     found.append(("stderr", tb))
                 found += [("absolute-path", _around(info["text"], m))
                           for m in ABSOLUTE_PATH.finditer(info["text"])]
+                found += [("raw-repr", _around(info["text"], m)) for m in RAW_REPR.finditer(info["text"])]
                 for raw, url in info["hrefs"]:
                     if raw.startswith("file:") or ABSOLUTE_PATH.match(raw):
                         found.append(("absolute-path", f"link to {raw}"))

@@ -50,6 +50,8 @@ PLANTED = f"""
 <pre>Traceback (most recent call last):
   File "planted.py", line 1, in &lt;module&gt;</pre>
 <p>results saved in /work/planted/results</p>
+<div class="cell_output docutils container"><div class="output text_plain highlight-myst-ansi notranslate">
+<div class="highlight"><pre><span></span>&lt;matplotlib.legend.Legend at 0x7f9e74e03550&gt;</pre></div></div></div>
 <div class="pst-scrollable-table-container"><table class="table"><thead><tr>
 {''.join(f'<th>column_{i}</th>' for i in range(WIDE_COLUMNS))}<th>verdict</th></tr></thead>
 <tbody><tr>{''.join(f'<td style="white-space:nowrap">a_long_value_{i}</td>' for i in range(WIDE_COLUMNS))}
@@ -106,13 +108,14 @@ def test_checker_reports_each_planted_defect(planted_site):
     assert found("stderr", "PLANTED-STDERR"), message
     assert found("stderr", "Traceback (most recent call last)"), message
     assert found("absolute-path", "/work/planted/results"), message
+    assert found("raw-repr", "matplotlib.legend.Legend at 0x7f9e74e03550"), message
     assert found("verdict-offscreen", "PLANTED-WIDE-VERDICT"), message
     assert found("verdict-offscreen", "PLANTED-CLIPPED-VERDICT"), message
     assert found("verdict-offscreen", "PLANTED-CHAPTER-TABLE-VERDICT"), message  # header "label (...)"
     for fine in ("PLANTED-FITTING-VERDICT", "PLANTED-FOLDED-VERDICT", "data:image"):
         assert not any(fine in d.detail for d in planted), message
     # every planted defect is reported once, with the page and a snippet
-    assert {d.kind for d in new} == {"broken-image", "broken-link", "stderr", "absolute-path",
+    assert {d.kind for d in new} == {"broken-image", "broken-link", "stderr", "absolute-path", "raw-repr",
                                      "verdict-offscreen"}, message
     assert all(str(d).startswith("book/planted.html: ") for d in new)
 
@@ -133,3 +136,10 @@ def test_absolute_path_pattern():
         assert pat.search(text), text
     for text in ("https://github.com/home/x", "see a/tmp/b", "results/quick/02", "~/work/x", "/workshop/"):
         assert not pat.search(text), text
+
+
+def test_raw_repr_pattern():
+    hit = browsercheck.RAW_REPR.search
+    assert hit("<matplotlib.legend.Legend at 0x7f9e74e03550>") and hit("<Figure size 770x420 with 2 Axes>")
+    assert hit("<__main__.Thing object at 0x10>")
+    assert not hit("<b>bold</b>") and not hit("a < b at 0x") and not hit("p < 0.05")
