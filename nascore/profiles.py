@@ -209,10 +209,10 @@ def _validated(key: str, value: Any) -> Any:
                 fail(f"unknown scale knob(s) {bad} for {model!r}; valid: {', '.join(scale_knobs(model))}")
         return MappingProxyType({m: MappingProxyType(dict(k)) for m, k in value.items()})
     if key == "recipe":
-        return _validated_recipe(dict(value) if isinstance(value, Mapping) else value, fail)
+        return _validated_recipe(value, fail)
     if key == "model_recipe":
         _check_per_model(value, "nascore.train.Recipe field", fail)
-        return MappingProxyType({m: _validated_recipe(dict(r), fail) for m, r in value.items()})
+        return MappingProxyType({m: _validated_recipe(r, fail) for m, r in value.items()})
     if origin is typing.Union or (origin is not None and type(None) in args):  # X | None
         if value is None:
             return None

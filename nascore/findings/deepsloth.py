@@ -31,7 +31,7 @@ from ..multiexit import (RAD_BUDGETS, choose_threshold, cost_fractions, eec_curv
                          trained_sdn)
 from ..multiexit.store import backbone_splits
 from ..profiles import Profile
-from ..report import NOT_MEASURABLE, compare_extreme, compare_values
+from ..report import compare_extreme, compare_values
 from ..report.stats import bootstrap_extreme
 
 CHAPTER = "09_deepsloth"
@@ -346,16 +346,14 @@ def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None
         add("sloth_cpu_latency_ratio", g, median_ratio, "batch 1, one CPU thread, RAD<5 %")
     if "vgg16_bn" in every:
         for rad, stat in ((0.05, "clean_efficacy_rad5"), (0.15, "clean_efficacy_rad15")):
-            row = compare_values(f"deepsloth.{stat}", _series(per_image, "vgg16_bn", "clean", rad),
-                                 statistic=stat, n_boot=n_boot, seed=seed, units_of_analysis="test images",
-                                 setting="VGG-16-BN" if profile == "paper" else
-                                 "VGG-16-BN at this profile's width: not comparable with the full-size anchor",
-                                 exploratory=profile != "paper", profile=profile)
-            if profile != "paper":  # the anchor is the full-width network's: no verdict from a narrower one
-                row = {**row, "label": NOT_MEASURABLE,
-                       "text": row["text"] + " The anchor is the full-width network's; this narrower one is "
-                                             "not comparable with it, so the row has no verdict at this scale."}
-            rows.append(row)
+            rows.append(compare_values(
+                f"deepsloth.{stat}", _series(per_image, "vgg16_bn", "clean", rad), statistic=stat, n_boot=n_boot,
+                seed=seed, units_of_analysis="test images", exploratory=profile != "paper", profile=profile,
+                setting="VGG-16-BN" if profile == "paper" else
+                "VGG-16-BN at this profile's width: not comparable with the full-size anchor",
+                incomparable="" if profile == "paper" else
+                "The anchor is the full-width network's; this narrower one is not comparable with it, so the row "
+                "has no verdict at this scale."))
     return rows, notes
 
 

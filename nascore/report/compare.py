@@ -39,9 +39,13 @@ WEIGHTS = "these trained weights (one model each, the same images), not the arch
 
 def _row(claim, stat, role, est: DiffEstimate, p, test, n_text, *, units_of_analysis, about="architecture",
          subject="", setting="", comparison=None, alpha=ALPHA, min_n=2, bound="", profile=None, extra="",
-         adjusted: dict | None = None, seed_sd=(math.nan, 0)) -> dict:
+         adjusted: dict | None = None, seed_sd=(math.nan, 0), incomparable: str = "") -> dict:
+    """One verdict row. ``bound`` ("floor"/"ceiling") or ``incomparable`` (why this scale cannot be
+    compared with the claim) make it "not measurable at this scale", with that reason and no size."""
     n_min = est.n_a if est.n_b == 0 else min(est.n_a, est.n_b)
-    if bound:
+    if incomparable:
+        label, direction, reason = NOT_MEASURABLE, "n/a", incomparable
+    elif bound:
         label, direction = NOT_MEASURABLE, "n/a"
         p, limit = math.nan, stat.floor if bound == "floor" else stat.ceiling
         reason = (f"Every value sits at the statistic's {bound} ({stat.fmt(limit)} {unit_words(stat.units)}".rstrip()
@@ -53,7 +57,7 @@ def _row(claim, stat, role, est: DiffEstimate, p, test, n_text, *, units_of_anal
         label, direction = decide(claim, est.low, est.high, p, alpha)
         groups = tuple(comparison.split(" − ")) if comparison and " − " in comparison else None
         reason = reason_text(claim, label, direction, p, alpha, groups)
-    size = "" if bound else size_words(claim, stat, est, profile)
+    size = "" if bound or incomparable else size_words(claim, stat, est, profile)
     text = measured_text(claim, stat, est, p, test, n_text, comparison) + " " + reason
     if size:
         text += f" Size: {size}."
@@ -294,11 +298,12 @@ def compare_paired(outcome_a, outcome_b, statistic: str, claim: str, subject: st
 def compare_values(claim, values, *, statistic: str | None = None, stat: Callable = np.mean, n_boot: int = 10_000,
                    n_perm: int = N_PERM, ci: float = 0.95, alpha: float = ALPHA, seed: int = 0,
                    method: str = "BCa", units_of_analysis: str = "models", subject: str = "", setting: str = "",
-                   exploratory: bool = False, profile: str | None = None) -> dict:
+                   exploratory: bool = False, profile: str | None = None, incomparable: str = "") -> dict:
     """One group of values (per model, per backbone, per image) against the claim's null —
     bootstrap CI of ``stat(values)``, two-sided sign-flip p of ``mean(values) − null`` — or, for
     informational claims, against the claimed level band (no p). ``statistic`` defaults to the
-    claim's primary."""
+    claim's primary. ``incomparable``: why these values cannot be read against the claim at this
+    scale (e.g. a full-size anchor); the row is then "not measurable at this scale"."""
     c = _claims.get(claim)
     st_, c, role = _claim_and_role(statistic or c.primary, c, subject, exploratory)
     x = np.asarray(values, float).ravel()
@@ -309,7 +314,7 @@ def compare_values(claim, values, *, statistic: str | None = None, stat: Callabl
     kind = "exact" if 2 ** x.size <= n_perm else f"Monte-Carlo ({n_perm:,} sign patterns)"
     return _row(c, st_, role, est, p, f"{kind} sign-flip permutation", f"n = {x.size} {units_of_analysis}",
                 units_of_analysis=units_of_analysis, subject=subject, setting=setting, alpha=alpha, bound=bound,
-                profile=profile, min_n=2)
+                profile=profile, min_n=2, incomparable=incomparable)
 
 
 def compare_extreme(groups: Mapping[str, np.ndarray], statistic: str, claim: str | None = None, *,
