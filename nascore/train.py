@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ._cpu_workarounds import avoid_strided_pointwise_conv
 from .data import DeviceLoader
 from .io import atomic_write
 from .models.base import eval_mode
@@ -247,6 +248,7 @@ def train(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x
     soft = train_y.is_floating_point()
     if soft and (train_y.ndim != 2 or train_y.shape[0] != len(train_x)):
         raise ValueError(f"soft labels must be (N, K) with N = {len(train_x)}, got {tuple(train_y.shape)}")
+    avoid_strided_pointwise_conv(model)  # a oneDNN crash on CPU: see nascore._cpu_workarounds
     model.to(device).to(memory_format=torch.channels_last)
     loader = DeviceLoader(train_x, train_y, recipe.batch_size, device, train=True, seed=seed,
                           crop_padding=recipe.crop_padding, flip=recipe.flip, cutout=recipe.cutout, frozen=frozen)

@@ -21,6 +21,7 @@ from typing import Callable
 
 from torch import nn
 
+from .._cpu_workarounds import avoid_strided_pointwise_conv
 from .base import BlockNet
 from .darts import DartsNetwork
 from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, cell_stats, genotype
@@ -115,7 +116,7 @@ def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
     bad = sorted(set(scale) - set(valid))
     if bad:
         raise ValueError(f"unknown scale knob(s) {bad} for {name!r} ({family(name)}); valid: {', '.join(valid)}")
-    return _builder(name)(num_classes=num_classes, **scale)
+    return avoid_strided_pointwise_conv(_builder(name)(num_classes=num_classes, **scale))
 
 
 __all__ = ["STUDY_NAS", "SDN_NAMES", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats",

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..._cpu_workarounds import is_strided_pointwise, strided_pointwise_conv2d
 from .common import ManualNet, gn_groups, scale_channels
 
 __all__ = ["BiTComp", "StdConv2d", "PreActBottleneck", "bit_r50x1"]
@@ -33,6 +34,8 @@ class StdConv2d(nn.Conv2d):
         return (self.weight - mean) / torch.sqrt(var + self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if is_strided_pointwise(self):  # the projection shortcut: see nascore._cpu_workarounds
+            return strided_pointwise_conv2d(x, self.standardized_weight(), self.bias, self.stride, self.groups)
         return F.conv2d(x, self.standardized_weight(), self.bias, self.stride, self.padding,
                         self.dilation, self.groups)
 
