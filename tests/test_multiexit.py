@@ -1,5 +1,6 @@
 """Multi-exit networks: SDN construction, exit costs, the exit rule, efficacy, thresholds, IC-only
 training (protocol deepsloth.md §1–§2)."""
+import copy
 import math
 
 import numpy as np
@@ -142,7 +143,8 @@ def test_unknown_leaf_modules_are_not_silently_free():
 
 
 # ---------------------------------------------------------------- exit rule
-def test_vectorised_exits_equal_the_batch_one_loop(toy_sdn):
+@pytest.mark.learned
+def test_vectorised_exits_equal_the_batch_one_loop(toy_sdn, outcome):
     sdn, data = toy_sdn
     x = data.test_x[:60]
     record = exit_record(sdn, x, batch_size=17)
@@ -151,7 +153,7 @@ def test_vectorised_exits_equal_the_batch_one_loop(toy_sdn):
         loop = [early_exit_one(sdn, x[i:i + 1], q) for i in range(len(x))]
         assert np.array_equal(exits, [e for e, _ in loop]), q
         assert np.array_equal(record.prediction[np.arange(len(x)), exits], [p for _, p in loop])
-    assert len(set(exit_indices(record, 0.9).tolist())) > 1      # the test covers several exits
+    outcome.above("distinct exits taken at q = 0.9", len(set(exit_indices(record, 0.9).tolist())), 1)  # covers several
 
 
 def test_batch_one_inference_stops_computing_at_the_exit(toy_sdn):
@@ -226,20 +228,24 @@ def test_threshold_table_on_a_trained_sdn(toy_sdn):
 
 
 # ---------------------------------------------------------------- IC-only training
-def test_ic_training_freezes_the_backbone_and_learns(toy_sdn, one_thread):
-    from conftest import make_synthetic_cifar
+@pytest.mark.learned
+def test_ic_training_freezes_the_backbone_and_learns(toy_sdn, one_thread, outcome):
+    from conftest import TEST_SEED, make_synthetic_cifar
 
     data = make_synthetic_cifar(200, 100, seed=1)
-    torch.manual_seed(0)
-    sdn = SDN(ToyNet())
+    torch.manual_seed(TEST_SEED)
+    # Fresh ICs on the toy SDN's trained backbone, as the chapters fit them. On a randomly initialised one
+    # the best IC reached 0.10-0.37 depending on the seed, about chance (README, "Portable tests").
+    sdn = SDN(copy.deepcopy(toy_sdn[0].backbone))
     before = {k: v.clone() for k, v in sdn.backbone.state_dict().items()}
     hist = fit_ics(sdn, data.train_x, data.train_y, ICRecipe(epochs=4, reuse=2, batch_size=50, lr=1e-2,
-                                                             cache_dtype="bfloat16"))
+                                                             cache_dtype="bfloat16"), seed=TEST_SEED)
     after = sdn.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)   # weights and BN running stats untouched
-    assert len(hist) == 2 and hist[-1]["passes"] == 4 and hist[-1]["loss"] < hist[0]["loss"]
+    assert len(hist) == 2 and hist[-1]["passes"] == 4
+    outcome.below("IC loss, last draw / first draw", hist[-1]["loss"] / hist[0]["loss"], 0.85)
     acc = (exit_record(sdn, data.test_x).prediction[:, :-1] == data.test_y.numpy()[:, None]).mean(0)
-    assert acc.max() > 0.3                                     # above chance (0.1) on the learnable toy data
+    outcome.above("best IC accuracy", acc.max(), 0.5)          # far above chance (0.1) on the learnable toy data
 
 
 def test_ic_training_is_resumable_and_deterministic(tmp_path, one_thread):

@@ -31,6 +31,8 @@ from .common import GROUP_COLOURS
 FAMILY_ORDER = ("nas", "manual", "mitigation")
 FAMILY_WORDS = {"nas": "NAS", "manual": "manual", "mitigation": "mitigation"}
 PILOT_CSV = REPO_ROOT / "results" / "pilot" / "pilot.csv"
+#: ``benchmarks/cross_isa_spread.py``: quick-scale accuracies per (model, seed, instruction-set setting).
+CROSS_ISA_CSV = REPO_ROOT / "results" / "pilot" / "cross_isa.csv"
 
 
 def train_all(profile: Profile, progress: bool = True, workers: int | None = None) -> dict[tuple[str, int], zoo.TrainedModel]:
@@ -102,6 +104,34 @@ def seed_spread(table: pd.DataFrame) -> pd.DataFrame:
                      "accuracies": ", ".join(f"{a:.1f}" for a in acc), "mean": acc.mean(),
                      "sd": acc.std(ddof=1), "range": np.ptp(acc)})
     return pd.DataFrame(rows, columns=["model", "family", "seeds", "accuracies", "mean", "sd", "range"])
+
+
+def cross_isa_spread(path: Path = CROSS_ISA_CSV) -> pd.DataFrame | None:
+    """The instruction-set spread beside the seed spread (``benchmarks/cross_isa_spread.py``), or None.
+
+    One row per model: test accuracy (%) of each seed under each setting (``"s0: a / b / c"``), the
+    largest difference between settings for one seed (``isa_range``, pp; max over seeds) and between
+    seeds under one setting (``seed_range``, pp; max over settings), and whether any capped run
+    gave the uncapped run's weights bit for bit.
+    """
+    if not Path(path).is_file():
+        return None
+    df = pd.read_csv(path)
+    rows = []
+    for name, g in df.groupby("model", sort=False):
+        wide = g.pivot_table(index="seed", columns="setting", values="test_acc")
+        isa = (wide.max(axis=1) - wide.min(axis=1)).max() if wide.shape[1] > 1 else np.nan
+        full = wide.dropna(how="any", axis=0) if wide.shape[0] > 1 else wide
+        seed = (wide.max(axis=0) - wide.min(axis=0))[wide.count(axis=0) > 1].max() if wide.shape[0] > 1 else np.nan
+        sha = g.pivot_table(index="seed", columns="setting", values="weights_sha256", aggfunc="first")
+        same = [c for c in sha.columns if c != "uncapped" and "uncapped" in sha
+                and (sha[c].dropna() == sha["uncapped"].reindex(sha[c].dropna().index)).all()]
+        rows.append({"model": name, "family": family(name),
+                     **{st: ", ".join(f"{wide.loc[s, st]:.2f}" for s in wide.index if not np.isnan(wide.loc[s, st]))
+                        for st in wide.columns},
+                     "isa_range": isa, "seed_range": seed, "identical_to_uncapped": ", ".join(same) or "—",
+                     "n_seeds_all_settings": len(full)})
+    return pd.DataFrame(rows)
 
 
 def curves(entries: dict) -> pd.DataFrame:
