@@ -441,7 +441,7 @@ def test_nes_attack_succeeds_and_artifact_nes_setting(outcome):
     assert a._query_cost_per_step() == 100
     from conftest import TEST_SEED
 
-    model = tiny_cnn(seed=TEST_SEED, head_scale=5.0)
+    model = tiny_cnn(seed=0, head_scale=5.0)  # the model is fixed test data; the attack's seed varies
     x = images(16, seed=9)
     y = predict(model, x)
     res = NES(samples=20, eps=8 / 255, alpha=2 / 255, steps=7, seed=TEST_SEED)(model, x, y)

@@ -151,8 +151,13 @@ def test_vectorised_exits_equal_the_batch_one_loop(toy_sdn, outcome):
     for q in (0.3, 0.6, 0.9, 0.99):
         exits = exit_indices(record, q)
         loop = [early_exit_one(sdn, x[i:i + 1], q) for i in range(len(x))]
-        assert np.array_equal(exits, [e for e, _ in loop]), q
-        assert np.array_equal(record.prediction[np.arange(len(x)), exits], [p for _, p in loop])
+        # A batch of 17 and a batch of 1 may round differently (measured: up to 5.4e-7 in a confidence with
+        # oneDNN capped to AVX2), so an image whose IC confidence is within 1e-6 of q may go either way:
+        # one at exactly 0.9 did (seed 1). Those are set aside; every other image must agree.
+        tie = (np.abs(record.confidence[:, :-1] - q) <= 1e-6).any(axis=1)
+        assert tie.sum() <= 2, (q, int(tie.sum()))
+        assert np.array_equal(exits[~tie], np.array([e for e, _ in loop])[~tie]), q
+        assert np.array_equal(record.prediction[np.arange(len(x)), exits][~tie], np.array([p for _, p in loop])[~tie])
     outcome.above("distinct exits taken at q = 0.9", len(set(exit_indices(record, 0.9).tolist())), 1)  # covers several
 
 
