@@ -65,6 +65,26 @@ def train_one(model: str, seed: int, setting: str, cache_root: Path) -> dict:
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "setting": setting}
 
 
+def markdown_table(path: Path) -> str:
+    """One row per (model, seed): accuracy under each setting and the largest difference between
+    settings, next to the largest difference between that model's seeds under one setting."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    settings = [s for s in SETTINGS if s in set(df.setting)]
+    lines = ["| model | seed | " + " | ".join(settings) + " | ISA range (pp) | seed range, same ISA (pp) |",
+             "|---|---|" + "---|" * (len(settings) + 2)]
+    for model, g in df.groupby("model", sort=False):
+        wide = g.pivot_table(index="seed", columns="setting", values="test_acc").reindex(columns=settings)
+        seed_range = (wide.max() - wide.min())[wide.count() > 1]
+        for seed, row in wide.iterrows():
+            cells = [f"{v:.2f}" if v == v else "—" for v in row]
+            isa = row.max() - row.min() if row.count() > 1 else float("nan")
+            lines.append(f"| {model} | {seed} | " + " | ".join(cells) + (f" | {isa:.2f} | " if isa == isa else " | — | ")
+                         + (f"{seed_range.min():.2f}–{seed_range.max():.2f}" if len(seed_range) else "—") + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["darts", "snas_mild", "resnet18", "vgg13_bn"])
@@ -73,7 +93,11 @@ def main(argv=None):
     ap.add_argument("--out", default="results/pilot/cross_isa.csv")
     ap.add_argument("--cache", default=None, help="model cache root (default: a temporary folder)")
     ap.add_argument("--workers", type=int, default=1, help="trainings at once (each one thread)")
+    ap.add_argument("--table", action="store_true", help="print the README's markdown table from --out; train nothing")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table(Path(args.out)))
+        return
     out = Path(args.out)
     done = set()
     if out.exists():
