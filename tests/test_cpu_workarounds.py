@@ -52,15 +52,21 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def _probe(env: dict, threads: int) -> subprocess.CompletedProcess:
+def _env(cap: str) -> dict:
+    """This process's environment with exactly ``cap``'s instruction-set variables (none exported here leak in)."""
+    return {**{k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")},
+            **CAPS[cap]}
+
+
+def _probe(cap: str, threads: int) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", PROBE.format(threads=threads)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **env})
+                          timeout=300, env=_env(cap))
 
 
 @pytest.mark.parametrize("cap", ["uncapped", "oneDNN AVX2"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_strided_pointwise_convs_train_on_every_instruction_set(cap, threads):
-    out = _probe(CAPS[cap], threads)
+    out = _probe(cap, threads)
     assert out.returncode == 0 and "survived" in out.stdout, (out.returncode, out.stderr[-2000:])
 
 
@@ -131,7 +137,7 @@ def test_training_with_the_work_around_gives_the_same_weights(cap):
     """Quick-scale ResNet-18 (8-channel shortcuts, which oneDNN AVX2 runs) and DARTS (FactorizedReduce)."""
     import json
     out = subprocess.run([sys.executable, "-c", IDENTITY], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, **CAPS[cap]})
+                         env=_env(cap))
     assert out.returncode == 0, out.stderr[-2000:]
     for name, (patched, plain) in json.loads(out.stdout).items():
         assert patched == plain, name
