@@ -30,7 +30,7 @@ MODELS = {"resnet18 x1/8": ("resnet18", {"width": 1 / 8}), "resnet18 x1/16": ("r
 _CHILD = r"""
 import json, statistics, sys, time, torch
 from torch import nn
-from nascore._cpu_workarounds import SubsampledPointwiseConv2d
+from nascore._cpu_workarounds import SubsampledPointwiseConv2d, restore_strided_pointwise_conv
 from nascore.models import build
 torch.set_num_threads(1)
 name, scale, rounds, steps, plain_ok = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
@@ -38,9 +38,7 @@ def make(patched):
     torch.manual_seed(0)
     m = build(name, **scale)
     if not patched:
-        for mod in m.modules():
-            if type(mod) is SubsampledPointwiseConv2d:
-                mod.__class__ = nn.Conv2d
+        restore_strided_pointwise_conv(m)
     m = m.to(memory_format=torch.channels_last).train()
     return m, torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
 x = torch.rand(64, 3, 32, 32).contiguous(memory_format=torch.channels_last)

@@ -94,6 +94,15 @@ def avoid_strided_pointwise_conv(model: nn.Module) -> nn.Module:
     return model
 
 
+def restore_strided_pointwise_conv(model: nn.Module) -> nn.Module:
+    """Undo :func:`avoid_strided_pointwise_conv` in place (the plain ``nn.Conv2d`` path, for the
+    benchmark and the bit-identity tests that compare both); returns ``model``."""
+    for module in model.modules():
+        if type(module) is SubsampledPointwiseConv2d:
+            module.__class__ = nn.Conv2d
+    return model
+
+
 @contextmanager
 def training_threads(device: torch.device | str):
     """Context for a whole training run: one intra-op thread on CPU (restored afterwards); on other

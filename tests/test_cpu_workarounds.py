@@ -7,7 +7,6 @@ the module, not asserted, because it is a bug of one torch build on some CPUs. W
 every CPU is that the work-around changes no number: the layer's output and both gradients, and a
 few training steps of whole models, are bit-identical with and without it.
 """
-import hashlib
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascore._cpu_workarounds import (SubsampledPointwiseConv2d, avoid_strided_pointwise_conv,
-                                      strided_pointwise_conv2d, training_threads)
+                                      restore_strided_pointwise_conv, strided_pointwise_conv2d, training_threads)
 from nascore.models import build, names
 
 #: The instruction-set settings of README "Determinism" (what older or other CPUs run).
@@ -104,16 +103,14 @@ def test_subsampled_pointwise_conv_matches_the_strided_one(c_in, layout, size):
 IDENTITY = textwrap.dedent("""
     import hashlib, json, sys, torch
     from torch import nn
-    from nascore._cpu_workarounds import SubsampledPointwiseConv2d
+    from nascore._cpu_workarounds import restore_strided_pointwise_conv
     from nascore.models import build
     torch.set_num_threads(1)
     def weights(name, scale, patched):
         torch.manual_seed(0)
         model = build(name, **scale)
         if not patched:
-            for m in model.modules():
-                if type(m) is SubsampledPointwiseConv2d:
-                    m.__class__ = nn.Conv2d
+            restore_strided_pointwise_conv(model)
         model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         g = torch.Generator().manual_seed(1)
@@ -160,6 +157,7 @@ def test_every_registered_model_avoids_the_strided_pointwise_path():
     assert type(wrapped[1]) is nn.Conv2d and type(wrapped[2]) is nn.Conv2d  # stride 1 / 3×3: untouched
     assert list(wrapped[0].state_dict()) == keys
     assert avoid_strided_pointwise_conv(wrapped) is wrapped and type(wrapped[0]) is SubsampledPointwiseConv2d
+    assert type(restore_strided_pointwise_conv(wrapped)[0]) is nn.Conv2d and list(wrapped[0].state_dict()) == keys
 
 
 def test_one_thread_inside_and_the_old_count_after_even_on_error():
