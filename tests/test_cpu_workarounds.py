@@ -77,6 +77,18 @@ def _layer_outputs(x, weight, fn):
     return y, gx, gw
 
 
+def _onednn_may_be_avx2() -> bool:
+    """oneDNN may run its AVX2 kernels in this process: capped by the environment, or no AVX-512 CPU."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if cap and not cap.startswith("AVX512") and cap not in ("ALL", "AVX10_1_512", "AVX10_1_512_AMX"):
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f" not in f.read()
+    except OSError:
+        return True
+
+
 @pytest.mark.parametrize("c_in", [1, 4, 7, 8, 16])
 @pytest.mark.parametrize("layout", ["channels_last", "contiguous", "offset view"])
 @pytest.mark.parametrize("size", [16, 17])
@@ -89,8 +101,15 @@ def test_subsampled_pointwise_conv_matches_the_strided_one(c_in, layout, size):
         x = x.contiguous(memory_format=torch.channels_last)
     weight = torch.randn(12, c_in, 1, 1, generator=g)
     view = (lambda t: t[:, :, 1:, 1:]) if layout == "offset view" else (lambda t: t)
-    ref = _layer_outputs(x, weight, lambda t, w: F.conv2d(view(t), w, None, 2, 0))
     got = _layer_outputs(x, weight, lambda t, w: strided_pointwise_conv2d(view(t), w, None, (2, 2)))
+    if layout == "channels_last" and 2 <= c_in <= 7 and _onednn_may_be_avx2():
+        # The plain strided layer is the crashing path here (measured: it also returns other numbers when it
+        # survives): compare with a float64 reference instead of running it.
+        exact = _layer_outputs(x.double(), weight.double(), lambda t, w: F.conv2d(view(t), w, None, 2, 0))
+        for a, b in zip(exact, got):
+            torch.testing.assert_close(b, a.float(), rtol=1e-5, atol=1e-5)
+        return
+    ref = _layer_outputs(x, weight, lambda t, w: F.conv2d(view(t), w, None, 2, 0))
     assert got[0].shape == ref[0].shape
     for a, b in zip(ref, got):
         if size % 2 == 0:
