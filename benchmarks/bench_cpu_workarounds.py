@@ -14,16 +14,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 
-SETTINGS = {
-    "uncapped": {},
-    "ATen AVX2": {"ATEN_CPU_CAPABILITY": "avx2"},
-    "oneDNN AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
-    "oneDNN AVX-512, no AMX": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
-}
+from nascore.provenance import ISA_SETTINGS as SETTINGS, env_with_isa_caps
+
 MODELS = {"resnet18 x1/8": ("resnet18", {"width": 1 / 8}), "resnet18 x1/16": ("resnet18", {"width": 1 / 16}),
           "resnet56 x3/8": ("resnet56", {"width": 3 / 8}), "darts C=8/5": ("darts", {"C": 8, "layers": 5})}
 
@@ -74,9 +69,8 @@ def main(argv=None):
             crashes = setting == "oneDNN AVX2" and label in ("resnet18 x1/16", "resnet56 x3/8")
             out = subprocess.run([sys.executable, "-c", _CHILD, name, json.dumps(scale), str(args.rounds),
                                   str(args.steps), "0" if crashes else "1"],
-                                 env={**{k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY",
-                                                                                          "ONEDNN_MAX_CPU_ISA")},
-                                      "OMP_NUM_THREADS": "1", **env}, capture_output=True, text=True, check=True)
+                                 env={**env_with_isa_caps(env), "OMP_NUM_THREADS": "1"}, capture_output=True,
+                                 text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             plain = r.get("plain_ms")
             row = {"setting": setting, "model": label, "layers_rewritten": r["layers"],

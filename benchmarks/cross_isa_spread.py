@@ -18,19 +18,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-SETTINGS = {
-    "uncapped": {},
-    "ATen AVX2": {"ATEN_CPU_CAPABILITY": "avx2"},
-    "oneDNN AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
-    "oneDNN AVX-512, no AMX": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
-}
+from nascore.provenance import ISA_SETTINGS as SETTINGS, env_with_isa_caps
+
 FIELDS = ["model", "family", "seed", "setting", "test_acc", "weights_sha256", "cpu_seconds", "capability", "cpu"]
 
 _CHILD = r"""
@@ -54,11 +49,8 @@ print(json.dumps({"model": name, "family": family(name), "seed": seed,
 
 
 def train_one(model: str, seed: int, setting: str, cache_root: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NASCORE_CACHE": str(cache_root / setting.replace(" ", "_")),
-           **SETTINGS[setting]}
-    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
-        if var not in SETTINGS[setting]:
-            env.pop(var, None)
+    env = {**env_with_isa_caps(SETTINGS[setting]), "OMP_NUM_THREADS": "1",
+           "NASCORE_CACHE": str(cache_root / setting.replace(" ", "_"))}
     out = subprocess.run([sys.executable, "-c", _CHILD, model, str(seed)], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{model} seed {seed} under {setting!r} exited with {out.returncode}:\n{out.stderr[-3000:]}")

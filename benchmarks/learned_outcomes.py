@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,23 +28,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from nascore.provenance import ISA_SETTINGS, env_with_isa_caps
+
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {
-    "uncapped": {},
-    "ATen AVX2": {"ATEN_CPU_CAPABILITY": "avx2"},
-    "oneDNN AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
-    "oneDNN AVX-512, no AMX": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
-    "ATen AVX2 + oneDNN AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
-}
-CAP_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+
+SETTINGS = {**ISA_SETTINGS,
+            "ATen AVX2 + oneDNN AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
 
 def run_subset(setting: str, seed: int, pytest_args: list[str]) -> tuple[list[dict], int, float, str]:
     """One ``pytest -m learned`` run; returns (recorded rows, return code, seconds, output tail)."""
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as f:
         record = Path(f.name)
-    env = {k: v for k, v in os.environ.items() if k not in CAP_VARS}
-    env.update(SETTINGS[setting], NASCORE_TEST_SEED=str(seed), NASCORE_OUTCOMES=str(record),
+    env = env_with_isa_caps(SETTINGS[setting])
+    env.update(NASCORE_TEST_SEED=str(seed), NASCORE_OUTCOMES=str(record),
                NASCORE_PROFILE="smoke")
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "learned",

@@ -95,3 +95,22 @@ def collect(device: torch.device | str = "cpu", **extra) -> dict:
     }
     record.update(extra)
     return record
+
+
+#: Instruction-set settings an older or other CPU imposes (README, "Determinism"): the environment caps
+#: ATen (``ATEN_CPU_CAPABILITY``) and oneDNN (``ONEDNN_MAX_CPU_ISA``) read at start-up. Used by the
+#: portable-test sweep, the cross-ISA benchmark, the work-around benchmark and its tests.
+ISA_CAP_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+ISA_SETTINGS = {
+    "uncapped": {},
+    "ATen AVX2": {"ATEN_CPU_CAPABILITY": "avx2"},
+    "oneDNN AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "oneDNN AVX-512, no AMX": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
+}
+
+
+def env_with_isa_caps(caps: dict, base: dict | None = None) -> dict:
+    """``base`` (default ``os.environ``) with exactly ``caps``'s ISA variables: any cap set in ``base``
+    is dropped first, so a subprocess started with it runs the setting asked for."""
+    base = os.environ if base is None else base
+    return {**{k: v for k, v in base.items() if k not in ISA_CAP_VARIABLES}, **caps}

@@ -20,11 +20,10 @@ from torch import nn
 from nascore._cpu_workarounds import (SubsampledPointwiseConv2d, avoid_strided_pointwise_conv,
                                       restore_strided_pointwise_conv, strided_pointwise_conv2d, training_threads)
 from nascore.models import build, names
+from nascore.provenance import ISA_SETTINGS, env_with_isa_caps
 
 #: The instruction-set settings of README "Determinism" (what older or other CPUs run).
-CAPS = {"uncapped": {}, "ATen AVX2": {"ATEN_CPU_CAPABILITY": "avx2"},
-        "oneDNN AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
-        "oneDNN AVX-512, no AMX": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}}
+CAPS = ISA_SETTINGS
 
 PROBE = textwrap.dedent("""
     import torch
@@ -53,8 +52,7 @@ PROBE = textwrap.dedent("""
 
 def _env(cap: str) -> dict:
     """This process's environment with exactly ``cap``'s instruction-set variables (none exported here leak in)."""
-    return {**{k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")},
-            **CAPS[cap]}
+    return env_with_isa_caps(CAPS[cap])
 
 
 def _probe(cap: str, threads: int) -> subprocess.CompletedProcess:

@@ -25,7 +25,7 @@ from .. import zoo
 from ..models import cell_stats, family
 from ..models.cost import flops_per_image, parameter_count
 from ..profiles import Profile
-from ..provenance import REPO_ROOT
+from ..provenance import ISA_SETTINGS, REPO_ROOT
 from .common import GROUP_COLOURS
 
 FAMILY_ORDER = ("nas", "manual", "mitigation")
@@ -106,8 +106,6 @@ def seed_spread(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "family", "seeds", "accuracies", "mean", "sd", "range"])
 
 
-#: The settings of ``benchmarks/cross_isa_spread.py``, in the order they are shown.
-ISA_SETTINGS = ("uncapped", "ATen AVX2", "oneDNN AVX2", "oneDNN AVX-512, no AMX")
 
 
 def cross_isa_spread(path: Path = CROSS_ISA_CSV) -> pd.DataFrame | None:
