@@ -47,6 +47,35 @@ def results_dir(profile: Profile | str, chapter: str) -> Path:
     return path
 
 
+def save_chapter(out: Path, tables: Mapping[str, pd.DataFrame | None], profile: Profile, data, device=None,
+                 **settings) -> dict:
+    """The closing cell every chapter shares: one provenance record and a CSV + JSON pair per table.
+
+    The record (:func:`nascore.provenance.collect`) holds the machine and software, then
+    ``profile`` (its name), ``seeds`` (the profile's) and ``data_source`` (``data.provenance``'s
+    label), then the chapter's own ``settings`` in the order given. A chapter that runs one seed of
+    its own passes ``seed=…``, which takes the place of the profile's ``seeds``. Each table is
+    written to ``out/<name>.csv`` / ``.json`` (:func:`nascore.report.save_results`); a table that is
+    ``None`` (not computed at this profile) is skipped. ``device``: the device the chapter ran on
+    (default :func:`nascore.train.default_device`). Returns the provenance record.
+    """
+    from ..provenance import collect
+    from ..report import save_results
+    from ..train import default_device
+
+    head = {"profile": profile.name}
+    if "seed" in settings:
+        head["seed"] = settings.pop("seed")
+    else:
+        head["seeds"] = list(profile.seeds)
+    head["data_source"] = data.provenance["label"]
+    prov = collect(default_device() if device is None else device, **head, **settings)
+    for name, df in tables.items():
+        if df is not None:
+            save_results(df, Path(out) / name, prov)
+    return prov
+
+
 def per_model(df: pd.DataFrame, value: str, by: Iterable[str] = ("model",)) -> pd.DataFrame:
     """Average ``value`` over seeds: one row per model (the unit of the NAS-vs-manual tests)."""
     by = list(by)

@@ -51,8 +51,11 @@ PRIMARY = ("sloth_linf_min_reduction", "sloth_universal_min_reduction", "sloth_p
 PER_SAMPLE_EXTRA = ("deepsloth_l2", "deepsloth_l1", "pgd_avg", "pgd_max")
 
 
-def check_profile(P: Profile) -> None:
-    """Chapter-specific parameter checks (ranges the profile validation cannot know)."""
+def check_profile(P: Profile, seed: int = 0) -> None:
+    """Chapter-specific parameter checks, before any compute (ranges the profile validation cannot
+    know), and the chapter's ``seed`` (of the backbones, the ICs and the attacks): an int >= 0."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if not 0 < P.sloth_iteration_scale <= 1:
         raise ValueError(f"sloth_iteration_scale must be in (0, 1], got {P.sloth_iteration_scale}")
     if P.sloth_extra_images > P.sloth_images:
@@ -289,6 +292,49 @@ def reductions(per_image: pd.DataFrame, rad: float, n_boot: int = 2_000, seed: i
                      "eta_attacked": eta[:, 1].mean(), "reduction": red, "low": low, "high": high,
                      "ee_acc_clean": 100 * acc[:, 0].mean(), "ee_acc_attacked": 100 * acc[:, 1].mean()})
     return pd.DataFrame(rows)
+
+
+#: Bootstrap resamples of the chapter's intervals and verdicts are capped here (the profile's
+#: ``sloth_bootstrap`` may ask for more; 2,000 percentile-bootstrap draws are plenty for 95 % bounds).
+BOOTSTRAP_CAP = 2_000
+
+
+def bootstrap_draws(P: Profile) -> int:
+    """Resamples used by the chapter's reductions and verdicts: ``P.sloth_bootstrap``, at most
+    :data:`BOOTSTRAP_CAP`."""
+    return min(P.sloth_bootstrap, BOOTSTRAP_CAP)
+
+
+def pct(v) -> str:
+    """A fraction as a whole percentage with a Unicode minus, "—" when missing (never "−0 %")."""
+    return "—" if v != v else f"{round(100 * v) + 0:d} %".replace("-", "−")
+
+
+def summary_numbers(red5: pd.DataFrame, latency_summary: pd.DataFrame, attack_seconds: pd.DataFrame,
+                    backbones) -> dict[str, dict]:
+    """The numbers of the chapter's closing prose, per backbone (RAD<5 %): ``{backbone: {...}}`` with
+
+    * ``eta_clean``, ``eta_attacked`` — efficacy clean and under per-sample ℓ∞ DeepSloth;
+    * ``reduction``, ``low``, ``high`` — its relative efficacy reduction and 95 % interval (fractions);
+    * ``universal_linf``, ``pgd20`` — the reductions by universal ℓ∞ DeepSloth and by PGD-20;
+    * ``ee_acc_clean``, ``ee_acc_attacked`` — early-exit accuracy (%) clean and under ℓ∞ DeepSloth;
+    * ``median_ms_clean``, ``median_ms_sloth`` — median batch-1 latency (ms), clean and ℓ∞ DeepSloth;
+    * ``attack_minutes`` — wall time of all attacks on the backbone.
+
+    ``red5``: :func:`reductions` at RAD<5 %; ``latency_summary``: :func:`latency_table`;
+    ``attack_seconds``: the ``run["attack_seconds"]`` table of :func:`evaluate`."""
+    out = {}
+    for b in backbones:
+        r5 = red5[red5.backbone == b].set_index("attack")
+        t = latency_summary[latency_summary.backbone == b].set_index("input")
+        r = r5.loc["deepsloth_linf"]
+        out[b] = {"eta_clean": float(r.eta_clean), "eta_attacked": float(r.eta_attacked),
+                  "reduction": float(r.reduction), "low": float(r.low), "high": float(r.high),
+                  "universal_linf": float(r5.loc["universal_linf"].reduction), "pgd20": float(r5.loc["pgd20"].reduction),
+                  "ee_acc_clean": float(r.ee_acc_clean), "ee_acc_attacked": float(r.ee_acc_attacked),
+                  "median_ms_clean": float(t.median_ms["clean"]), "median_ms_sloth": float(t.median_ms["deepsloth_linf"]),
+                  "attack_minutes": float(attack_seconds[attack_seconds.backbone == b].seconds.sum() / 60)}
+    return out
 
 
 def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None, n_boot: int = 2_000,

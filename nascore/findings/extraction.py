@@ -266,6 +266,41 @@ def confound_correlations(per_model_df: pd.DataFrame, value: str = "extraction_c
     return pd.DataFrame(rows)
 
 
+def chapter_mitigations(profile: Profile, models) -> list[str]:
+    """The mitigation cells among the chapter's victims ``models`` (compared with :data:`BASELINE`)."""
+    return [m for m in models if m in profile.mitigation_models]
+
+
+def verdict_rows(per_model_df: pd.DataFrame, thieves: pd.DataFrame, per_image: dict, profile: Profile,
+                 models) -> list[dict]:
+    """The chapter's verdict plan, in the order of its table.
+
+    * ``extraction_ce`` (hard labels, largest budget): the primary statistic of ``extraction.ce``,
+      NAS − manual over the victims;
+    * ``extraction_ce_soft`` at the largest soft-label budget, where soft-label thieves were run,
+      and the thief's accuracy and agreement at the largest budget (exploratory);
+    * the hard-label CE at every smaller budget (:func:`budget_rows`, exploratory);
+    * each mitigation cell − DARTS-V2 on paired test images (``mitigation.more_manual_like``,
+      :func:`mitigation_rows`), where :data:`BASELINE` and a mitigation are among ``models``.
+    """
+    from .common import nas_vs_manual
+
+    pm = per_model_df
+    top, soft_top = int(pm.budget.max()), pm.get("soft_budget", pd.Series(dtype=float)).max()
+    rows = [nas_vs_manual(pm, "extraction_ce", "extraction.ce", setting=f"Q = {top}, hard labels",
+                          profile=profile.name)]
+    if "extraction_ce_soft" in pm and pm.extraction_ce_soft.notna().any():
+        rows.append(nas_vs_manual(pm.dropna(subset=["extraction_ce_soft"]), "extraction_ce_soft",
+                                  setting=f"Q = {int(soft_top)}, soft labels", profile=profile.name))
+    rows += [nas_vs_manual(pm, s, setting=f"Q = {top}, hard labels", profile=profile.name)
+             for s in ("extraction_thief_acc", "extraction_agreement")]
+    rows += budget_rows(thieves, profile)
+    mitigations = chapter_mitigations(profile, models)
+    if mitigations and BASELINE in models:
+        rows += mitigation_rows(per_image, thieves, mitigations, seed=profile.seeds[0])
+    return rows
+
+
 def budget_rows(thieves: pd.DataFrame, profile: Profile) -> list[dict]:
     """Exploratory NAS − manual rows of the hard-label CE at each budget below the largest
     (``extraction_ce_at_budget``): the paper's −0.3 fits its small budgets (§11)."""

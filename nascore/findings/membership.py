@@ -269,6 +269,38 @@ def smoothness_correlations(per_model: pd.DataFrame, profile: Profile, values=("
     return pd.DataFrame(rows), f"over the {len(both)} models in both tables"
 
 
+#: Confounds adjusted for beyond the book's three (:data:`nascore.report.CONFOUNDS`): membership
+#: leaks through overfitting, so the generalisation gap on the attacked images is one too.
+EXTRA_CONFOUNDS = ("gen_gap",)
+
+
+def verdict_rows(per_model: pd.DataFrame, profile: Profile) -> list[dict]:
+    """The chapter's verdict plan: NAS − manual rows (models as units) adjusted for
+    :data:`nascore.report.CONFOUNDS` + :data:`EXTRA_CONFOUNDS`, in the order of its table.
+
+    * ``mia_boundary_auc`` (HopSkipJump, L∞ score): the primary statistic of ``membership.auc``;
+      ``mia_boundary_auc_l2`` (L2 score) exploratory;
+    * ``mia_loss_auc``: the primary statistic of ``membership.score_auc``; ``mia_loss_tpr_at_1fpr``
+      and, where reference models were trained, ``mia_lira_auc`` exploratory.
+
+    Each row's setting names the images it rests on (``profile.mia_samples`` members + as many
+    non-members for the label-only attack, ``profile.mia_score_samples`` for the score-based ones).
+    """
+    from ..report import CONFOUNDS
+    from .common import nas_vs_manual
+
+    conf = CONFOUNDS + EXTRA_CONFOUNDS
+    n_b, n_s = profile.mia_samples, profile.mia_score_samples
+    rows = [nas_vs_manual(per_model, "mia_boundary_auc", confounds=conf, setting=f"{n_b} + {n_b} images, L∞ score",
+                          profile=profile.name),
+            nas_vs_manual(per_model, "mia_boundary_auc_l2", confounds=conf,
+                          setting=f"{n_b} + {n_b} images, L2 score", profile=profile.name)]
+    for s in ("mia_loss_auc", "mia_loss_tpr_at_1fpr") + (("mia_lira_auc",) if "mia_lira_auc" in per_model else ()):
+        rows.append(nas_vs_manual(per_model, s, confounds=conf, setting=f"{n_s:,} + {n_s:,} images",
+                                  profile=profile.name))
+    return rows
+
+
 def paper_auc(models) -> pd.DataFrame | None:
     """The paper's per-model label-only AUC (Fig. 10), or ``None`` when this checkout has no copy
     of the paper's values (``nascore.report.paper``)."""

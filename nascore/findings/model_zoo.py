@@ -189,6 +189,34 @@ def early_speed(curve_df: pd.DataFrame, fraction: float = 0.3) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def check_parameters(early_fraction) -> None:
+    """The chapter's own knob, before any compute: ``early_fraction`` (the share of the optimisation
+    steps that counts as early training) must be a number in (0, 1]."""
+    if isinstance(early_fraction, bool) or not isinstance(early_fraction, (int, float, np.integer, np.floating)) \
+            or not 0 < early_fraction <= 1:
+        raise ValueError(f"early_fraction must be in (0, 1], got {early_fraction!r}")
+
+
+#: (statistic, claim) of the NAS − manual rows: the claim's primary first, the rest exploratory
+#: (the registry decides the role); then the informational level ``zoo.clean_accuracy``.
+VERDICT_STATISTICS = (("early_auc", "zoo.early_convergence"), ("early_acc", "zoo.early_convergence"),
+                      ("early_loss_drop", "zoo.early_convergence"))
+
+
+def verdict_rows(speed: pd.DataFrame, table: pd.DataFrame, entries: dict, profile: str, seed: int = 0) -> list[dict]:
+    """The chapter's verdict plan: NAS − manual rows (models as units, confounds from the zoo
+    ``entries``) of :data:`VERDICT_STATISTICS` on the early-convergence table ``speed``
+    (:func:`early_speed`), and the paper's level claim ``zoo.clean_accuracy`` on the seed-mean test
+    accuracy per model of ``table`` (:func:`zoo_table`)."""
+    from ..report import add_confounds, compare_families, compare_values
+
+    units = add_confounds(speed, entries)
+    rows = [compare_families(units, stat, claim, seed=seed, profile=profile) for stat, claim in VERDICT_STATISTICS]
+    rows.append(compare_values("zoo.clean_accuracy", table.groupby("model").test_acc.mean(), statistic="test_acc",
+                               units_of_analysis="models", profile=profile))
+    return rows
+
+
 def pilot_results(path: Path = PILOT_CSV) -> pd.DataFrame | None:
     """The recipe pilot's table (``benchmarks/pilot_quick_recipe.py``), or None if it was not run."""
     return pd.read_csv(path) if Path(path).is_file() else None

@@ -154,6 +154,34 @@ def artifact_contours(entries: dict, data, profile: Profile, models, seed: int =
     return out
 
 
+# --------------------------------------------------------------------------- parameters
+def check_parameters(profile: Profile, representatives) -> None:
+    """The chapter's knobs, before any compute: ``profile.contour_grid`` odd and ≥ 3 (the grid has a
+    centre), and ``representatives`` — the NAS and the manual model whose artifact-style contours
+    are drawn — two models of the profile. Each error names the bad value and the valid choices."""
+    if profile.contour_grid < 3 or profile.contour_grid % 2 == 0:
+        raise ValueError(f"contour_grid must be odd and >= 3, got {profile.contour_grid}")
+    reps = list(representatives) if isinstance(representatives, (list, tuple)) else [representatives]
+    bad = [m for m in reps if m not in profile.models]
+    if len(reps) != 2 or bad:
+        raise ValueError(f"representatives must be two models of the profile; {bad or reps} invalid. "
+                         f"Valid: {', '.join(profile.models)}")
+
+
+def evasion_input(profile: Profile):
+    """The path stem of chapter 2's per-model table at ``profile``, which the chain of the argument
+    reads (:func:`nascore.report.load_results`); a clear error naming the chapter to run when it is
+    not there — raised before any compute."""
+    from .common import results_dir
+
+    stem = results_dir(profile, "02_evasion") / "per_model"
+    if not stem.with_suffix(".csv").is_file():
+        raise FileNotFoundError(f"results/{profile.name}/02_evasion/per_model.csv is missing: run chapter 02_evasion "
+                                f"at profile {profile.name!r} first (python -m nascore.book run 02_evasion "
+                                f"--profile {profile.name})")
+    return stem
+
+
 # --------------------------------------------------------------------------- verdicts
 #: (statistic, claim): each claim's primary and its exploratory statistics (the registry decides the role).
 VERDICT_STATISTICS = (("log10_gv_init", "smoothness.grad_var"), ("gv_init_per_param", "smoothness.grad_var"),
@@ -188,9 +216,20 @@ def chain_table(table: pd.DataFrame, speed: pd.DataFrame, evasion: pd.DataFrame)
     return out.merge(evasion[["model", "seed", *keep_e]], on=["model", "seed"], how="inner", validate="one_to_one")
 
 
-def chain_correlations(table: pd.DataFrame, pairs, seed: int = 0) -> pd.DataFrame:
+#: The links of the paper's chain (smooth loss / low GV → fast early convergence → vulnerability)
+#: the chapter correlates, as ``(x, y)`` columns of :func:`chain_table`.
+CHAIN_PAIRS = (("gv_init", "early_auc"), ("contour_sharpness", "early_auc"), ("top_eig", "early_auc"),
+               ("early_auc", "pgd_asr_argmax"), ("gv_init", "pgd_asr_argmax"), ("contour_sharpness", "pgd_asr_argmax"),
+               ("top_eig", "pgd_asr_argmax"), ("early_auc", "linf_auc"), ("contour_sharpness", "linf_auc"))
+#: The page's words for the columns of :data:`CHAIN_PAIRS`.
+CHAIN_NAMES = {"gv_init": "GV at init", "early_auc": "early test accuracy", "contour_sharpness": "contour sharpness",
+               "top_eig": "largest Hessian eigenvalue", "pgd_asr_argmax": "targeted-PGD ASR (argmax rule)",
+               "linf_auc": "L∞ robust-accuracy AUC"}
+
+
+def chain_correlations(table: pd.DataFrame, pairs=CHAIN_PAIRS, seed: int = 0) -> pd.DataFrame:
     """Exploratory: Spearman ρ (bootstrap CI, permutation p) across models for each ``(x, y)``
-    column pair (seed-averaged per model)."""
+    column pair (seed-averaged per model); by default the chapter's :data:`CHAIN_PAIRS`."""
     pm = table.groupby("model").mean(numeric_only=True)
     rows = []
     for x, y in pairs:
