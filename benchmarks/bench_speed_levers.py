@@ -26,7 +26,8 @@ from torch import nn
 from nascore import provenance
 from nascore.data import DeviceLoader
 from nascore.models import build, family
-from nascore.train import Recipe, _make_optimizer, autocast
+from nascore.models.predict import autocast
+from nascore.train import Recipe, _make_optimizer
 from nascore.zoo import dataset
 
 LEVERS = {  # name: (channels_last, precision, compile)

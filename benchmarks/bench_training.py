@@ -38,7 +38,8 @@ from nascore._torchvision_compat import import_torchvision
 from nascore.data import DeviceLoader
 from nascore.models import build, scale_knobs
 from nascore.profiles import get_profile
-from nascore.train import Recipe, _make_optimizer, autocast
+from nascore.models.predict import autocast
+from nascore.train import Recipe, _make_optimizer
 from nascore.zoo import dataset
 
 

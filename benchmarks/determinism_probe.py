@@ -35,7 +35,8 @@ _CHILD = r"""
 import hashlib, json, sys, torch
 from nascore.data import DeviceLoader
 from nascore.models import build
-from nascore.train import Recipe, _make_optimizer, autocast
+from nascore.models.predict import autocast
+from nascore.train import Recipe, _make_optimizer
 from nascore.zoo import dataset
 torch.set_num_threads(1)
 model_name, steps, precision = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -27,7 +27,7 @@ from torch import nn
 
 #: Code that decides the weights of every trained model: the training loop (whole module) and the
 #: on-device data pipeline (the objects only — the loading code does not change pixels it verifies).
-TRAINING_CODE = ("nascore.train", "nascore.data:augment", "nascore.data:augment_once", "nascore.data:DeviceLoader")
+TRAINING_CODE = ("nascore.train", "nascore.models.predict", "nascore.data:augment", "nascore.data:augment_once", "nascore.data:DeviceLoader")
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

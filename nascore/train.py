@@ -41,7 +41,7 @@ from tqdm import tqdm
 from ._cpu_workarounds import avoid_strided_pointwise_conv
 from .data import DeviceLoader
 from .io import atomic_write
-from .models.base import eval_mode
+from .models.predict import autocast, predict
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "constant", "warmup_linear")
@@ -124,15 +124,6 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(device: torch.device | str, precision: str = "auto"):
-    """The autocast context for ``device`` and a recipe ``precision``."""
-    device = torch.device(device)
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-@torch.inference_mode()
 def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
              device: torch.device | str | None = None, precision: str = "auto",
              return_counts: bool = False) -> float | tuple[float, list[int]]:
@@ -140,22 +131,19 @@ def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, batch_siz
     ``return_counts`` also the number of images predicted as each class (a collapsed model
     predicts one class), from the same pass.
 
-    Runs in eval mode and restores every submodule's own train/eval flag afterwards.
+    One :func:`~nascore.models.predict.predict` pass in the training layout (channels_last,
+    the recipe's ``precision``), in eval mode, every submodule's own train/eval flag restored;
+    the counts stay on the device until the end (one host sync).
     """
+    def top1_and_counts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pred = logits.argmax(1)
+        return pred, torch.bincount(pred, minlength=logits.shape[1])[None]
+
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    counts = None
-    with eval_mode(model):
-        for xb, yb in DeviceLoader(x_uint8, y, batch_size, device):
-            with autocast(device, precision):
-                logits = model(xb)
-            pred = logits.argmax(1)
-            correct += (pred == yb).sum()
-            if return_counts:
-                c = torch.bincount(pred, minlength=logits.shape[1])
-                counts = c if counts is None else counts + c
-    acc = correct.item() / len(y)
-    return (acc, counts.tolist() if counts is not None else []) if return_counts else acc
+    pred, counts = predict(model, x_uint8, batch_size, reduce=top1_and_counts, device=device,
+                           channels_last=True, precision=precision, to_cpu=False)
+    acc = (pred == y.to(device)).sum().item() / len(y)
+    return (acc, counts.sum(0).tolist()) if return_counts else acc
 
 
 def _make_optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int):

@@ -30,7 +30,7 @@ import torch
 
 from ..attacks import NES, PGD, artifact_pgd, asr_at_budget, attack_batches, hits_target
 from ..models import cell_stats, family
-from ..models.base import eval_mode
+from ..models.predict import predict
 from ..parallel import map_in_workers
 from ..profiles import Profile
 from ..report.stats import auc_trapz
@@ -57,13 +57,7 @@ def test_subset(entry, data):
 
 def correct_mask(model, x, y, batch_size: int = BATCH) -> torch.Tensor:
     """``(N,)`` bool CPU tensor: the model's clean prediction equals the label."""
-    device = next(model.parameters()).device
-    out = [torch.zeros(0, dtype=torch.bool)]
-    with eval_mode(model), torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(device).float().div(255)
-            out.append((model(xb).argmax(1).cpu() == y[i:i + batch_size]))
-    return torch.cat(out)
+    return predict(model, x, batch_size, reduce=lambda logits: logits.argmax(1)) == y
 
 
 def image_sets(entries: dict, data, n: int, baseline: str = "", subjects: tuple[str, ...] = ()):

@@ -33,7 +33,7 @@ from ..attacks.membership import (ARTIFACT_SEED, SCORE_ATTACKS, HopSkipJump, art
                                   membership_scores, random_indices, roc_auc, tpr_at_fpr)
 from ..attacks.membership.reference import HoldOutVariant
 from ..models import family
-from ..models.base import eval_mode
+from ..models.predict import predict
 from ..profiles import Profile
 from ..parallel import map_in_workers
 
@@ -103,14 +103,6 @@ def draw_sets(profile: Profile, train_x: torch.Tensor, n_test: int) -> Membershi
                           pool_idx=random_indices(n_test, pool, POOL_SEED), n_score=profile.mia_score_samples)
 
 
-@torch.no_grad()
-def _logits(model, x_uint8: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    dev = next(model.parameters()).device
-    with eval_mode(model):
-        return torch.cat([model(x_uint8[i:i + batch_size].to(dev).float().div_(255)).float().cpu()
-                          for i in range(0, len(x_uint8), batch_size)])
-
-
 def _attack_rows(attack: str, labels: np.ndarray, scores: np.ndarray, fold: bool) -> dict:
     auc = roc_auc(labels, scores)
     return {"attack": attack, "auc_raw": auc, "auc": folded_auc(auc) if fold else auc,
@@ -129,7 +121,7 @@ def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSe
     data = zoo.dataset()
     train_x, train_y, *_ = zoo.splits(data, zoo.ModelConfig(**entry.record["config"]))
     pool_x, pool_y = data.test_x[sets.pool_idx], data.test_y[sets.pool_idx]
-    pool_logits = _logits(model, pool_x)
+    pool_logits = predict(model, pool_x)
     # --- the artifact's label-only attack
     nm, band = confidence_matched(pool_logits.double().softmax(1).max(1).values.numpy(), len(sets.boundary_members))
     x = torch.cat([sets.boundary_members, pool_x[nm]]).float().div_(255)
@@ -142,7 +134,7 @@ def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSe
     rows = [_attack_rows("boundary_linf", labels, linf, fold=True), _attack_rows("boundary_l2", labels, l2, fold=True)]
     # --- score-based attacks: random members vs the first n_score pool images
     m_idx = sets.score_member_idx
-    m_logits, nm_logits = _logits(model, train_x[m_idx]), pool_logits[:sets.n_score]
+    m_logits, nm_logits = predict(model, train_x[m_idx]), pool_logits[:sets.n_score]
     s_labels = np.r_[np.ones(len(m_idx)), np.zeros(sets.n_score)].astype(int)
     y_all = torch.cat([train_y[m_idx], pool_y[:sets.n_score]])
     logits_all = torch.cat([m_logits, nm_logits])
@@ -150,7 +142,7 @@ def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSe
     for attack in SCORE_ATTACKS:
         rows.append(_attack_rows(attack, s_labels, scores[attack], fold=False))
     if reference_keys:
-        ref_phi = np.stack([logit_confidence(_logits(load_cached_model(name, k), torch.cat(
+        ref_phi = np.stack([logit_confidence(predict(load_cached_model(name, k), torch.cat(
             [train_x[m_idx], pool_x[:sets.n_score]])), y_all) for k in reference_keys])
         scores["lira"] = lira_offline(logit_confidence(logits_all, y_all), ref_phi)
         rows.append(_attack_rows("lira", s_labels, scores["lira"], fold=False))

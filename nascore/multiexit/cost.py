@@ -33,48 +33,13 @@ head (the authors' convention). :func:`cost_fractions` divides by the final exit
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
-from ..models.base import BlockNet, Normalize, eval_mode
+from ..models.base import BlockNet, eval_mode
+from ..models.cost import GROUPED_CONV_COUNTS, operation_counts
 from .taps import iter_taps
-
-GROUPED_CONV_COUNTS = ("deepsloth", "exact")
-_FREE = (nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Identity, nn.Sequential)
-
-
-def _kernel_area(k) -> int:
-    return int(math.prod(k)) if isinstance(k, tuple) else int(k) ** 2
-
-
-def leaf_ops(module: nn.Module, inp: torch.Tensor, out: torch.Tensor, grouped_conv: str = "deepsloth") -> int:
-    """Operations of one call of a leaf ``module`` on one batch (see the module docstring)."""
-    if isinstance(module, nn.Conv2d):
-        per_out = 2 * _kernel_area(module.kernel_size) * module.in_channels // module.groups - 1
-        per_out += module.bias is not None
-        extra = module.groups if grouped_conv == "deepsloth" else 1
-        return out.numel() * per_out * extra
-    if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, Normalize)):
-        return 2 * inp.numel()
-    if isinstance(module, nn.ReLU):
-        return inp.numel()
-    if isinstance(module, nn.MaxPool2d):
-        return (_kernel_area(module.kernel_size) - 1) * out.numel()
-    if isinstance(module, nn.AvgPool2d):
-        return _kernel_area(module.kernel_size) * out.numel()
-    if isinstance(module, nn.AdaptiveAvgPool2d):
-        return inp.numel()
-    if isinstance(module, nn.Linear):
-        return (2 * module.in_features - 1) * out.numel()
-    if isinstance(module, _FREE):
-        return 0
-    raise ValueError(f"no operation count for leaf module {type(module).__name__}; counted types: Conv2d, "
-                     "BatchNorm2d, GroupNorm, Normalize, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Linear "
-                     "(free: Dropout, Flatten, Identity)")
-
 
 def _segment_owner(backbone: BlockNet, ics: nn.ModuleList | None) -> dict[nn.Module, tuple]:
     owner: dict[nn.Module, tuple] = {}
@@ -88,38 +53,18 @@ def _segment_owner(backbone: BlockNet, ics: nn.ModuleList | None) -> dict[nn.Mod
     return owner
 
 
-@torch.no_grad()
 def _count(backbone: BlockNet, ics: nn.ModuleList | None, ic_blocks: tuple[int, ...], image_size: int,
            grouped_conv: str) -> dict[tuple, int]:
-    if grouped_conv not in GROUPED_CONV_COUNTS:
-        raise ValueError(f"grouped_conv must be one of {GROUPED_CONV_COUNTS}, got {grouped_conv!r}")
-    owner = _segment_owner(backbone, ics)
-    totals: dict[tuple, int] = {}
-    errors: list[Exception] = []
-
-    def hook(module, inputs, output):
-        try:
-            ops = leaf_ops(module, inputs[0], output, grouped_conv)
-        except ValueError as err:
-            errors.append(err)
-            return
-        key = owner[module]
-        totals[key] = totals.get(key, 0) + ops
-
-    handles = [m.register_forward_hook(hook) for m in owner]
     p = next(iter(backbone.parameters()), None)
     x = torch.zeros(1, 3, image_size, image_size, device=p.device if p is not None else "cpu")
-    try:
+
+    def forward_one_image() -> None:
         with eval_mode(backbone), eval_mode(ics if ics is not None else nn.Identity()):
             outs = list(iter_taps(backbone, x))
             for j, b in enumerate(ic_blocks):
                 ics[j](outs[b])
-    finally:
-        for h in handles:
-            h.remove()
-    if errors:
-        raise errors[0]
-    return totals
+
+    return operation_counts(_segment_owner(backbone, ics), forward_one_image, grouped_conv)
 
 
 def block_costs(backbone: BlockNet, image_size: int = 32, grouped_conv: str = "deepsloth") -> dict:

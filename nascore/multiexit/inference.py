@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..models.base import eval_mode
+from ..models.predict import predict
 
 
 @dataclass
@@ -51,22 +51,15 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
 
 
-@torch.inference_mode()
 def exit_record(sdn, x: torch.Tensor, batch_size: int = 500) -> ExitRecord:
     """Confidence and prediction of every exit for images ``x`` ``(N, 3, H, W)`` (uint8 or
-    [0,1] float), computed in batches on the SDN's device."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = next(sdn.parameters()).device
-    conf, pred = [], []
-    with eval_mode(sdn):
-        for i in range(0, x.shape[0], batch_size):
-            xb = _as_float(x[i:i + batch_size].to(device))
-            probs = torch.stack([o.float().softmax(dim=1) for o in sdn(xb)], dim=1)  # (n, E, C)
-            c, p = probs.max(dim=2)
-            conf.append(c.cpu())
-            pred.append(p.cpu())
-    return ExitRecord(torch.cat(conf).numpy(), torch.cat(pred).numpy())
+    [0,1] float), computed in batches on the SDN's device (:func:`~nascore.models.predict.predict`)."""
+    def confidence_and_prediction(exit_logits: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        probs = torch.stack([o.float().softmax(dim=1) for o in exit_logits], dim=1)  # (n, E, C)
+        return probs.max(dim=2)
+
+    conf, pred = predict(sdn, x, batch_size, reduce=lambda out: tuple(confidence_and_prediction(out)))
+    return ExitRecord(conf.numpy(), pred.numpy())
 
 
 def exit_indices(record: ExitRecord, q: float) -> np.ndarray:
