@@ -2,57 +2,33 @@
 Pillow/libjpeg-turbo this interpreter has and print the arrays' fingerprint.
 
 Standalone on purpose (Pillow + numpy only, no torch), so it can run in scratch environments with
-other Pillow versions; it reproduces ``nascore.data.decode_jpeg_archive`` (same order, same RGB
-conversion) and ``nascore.data.arrays_sha256``. Compare the printed hashes across environments:
+other Pillow versions; it loads ``nascore/cifar_archive.py`` by its path (numpy + Pillow only) and runs
+the package's own ``decode_jpeg_archive`` and ``arrays_sha256``. Compare the printed hashes across environments:
 
     python benchmarks/decode_fingerprint.py ../shared/data/cifar10-jpeg.tar.gz
 """
-import hashlib
-import io
+import importlib.util
 import json
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
-import PIL
-from PIL import Image, features
-
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def decode(archive):
-    images = {"train": [], "test": []}
-    labels = {"train": [], "test": []}
-    with tarfile.open(archive, "r:gz") as tar:
-        members = sorted((m for m in tar if m.isfile() and m.name.endswith(".jpg")), key=lambda m: m.name)
-        for m in members:
-            split, cls, _ = Path(m.name).parts[-3:]
-            with Image.open(io.BytesIO(tar.extractfile(m).read())) as im:
-                images[split].append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-            labels[split].append(CLASSES.index(cls))
-    rng = np.random.default_rng(10)
-    out = {}
-    for split in ("train", "test"):
-        order = rng.permutation(len(labels[split]))
-        out[f"{split}_x"] = np.ascontiguousarray(np.stack(images[split])[order].transpose(0, 3, 1, 2))
-        out[f"{split}_y"] = np.asarray(labels[split], dtype=np.int64)[order]
-    return out
-
-
-def fingerprint(arrays):
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
+def _archive_module():
+    """``nascore/cifar_archive.py`` loaded by its path: the package's own decoder and fingerprint,
+    without importing ``nascore`` (and torch)."""
+    path = Path(__file__).resolve().parents[1] / "nascore" / "cifar_archive.py"
+    spec = importlib.util.spec_from_file_location("cifar_archive", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":
-    arrays = decode(sys.argv[1])
-    out = {"pillow": PIL.__version__, "libjpeg_turbo": features.version("libjpeg_turbo"),
-           "arrays_sha256": fingerprint(arrays)}
+    archive = _archive_module()
+    arrays = archive.decode_jpeg_archive(Path(sys.argv[1]))
+    out = {**archive.decoder_versions(), "arrays_sha256": archive.arrays_sha256(arrays)}
     if len(sys.argv) > 2:  # optional: compare pixels with a reference .npy of train_x
         ref = np.load(sys.argv[2])
         diff = np.abs(ref.astype(int) - arrays["train_x"].astype(int))

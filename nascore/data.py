@@ -20,9 +20,7 @@ patch clipped at the border — done on the device, for a whole batch at once.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -30,13 +28,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .cifar_archive import CLASSES, DECODE_ORDER_SEED, arrays_sha256, decode_jpeg_archive, decoder_versions
 from .io import atomic_write, atomic_write_json
 from .provenance import REPO_ROOT
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 ARCHIVE_NAME = "cifar10-jpeg.tar.gz"
 ARCHIVE_SHA256 = "0bfcb68717a0ecb0d51ed61034906a773d48d424d94b766a46d7d1c55702a4d9"
-DECODE_ORDER_SEED = 10
 SOURCES = ("auto", "torchvision", "jpeg", "download")
 SOURCE_LABELS = {"torchvision": "CIFAR-10 (torchvision original)", "jpeg": "CIFAR-10 (JPEG q75 copy)"}
 
@@ -96,59 +93,6 @@ def _how_to_provide(root: Path) -> str:
             f"    or point $NASCORE_CIFAR10_ARCHIVE at it;\n"
             f"  * put torchvision's cifar-10-batches-py folder in {root} (or set $NASCORE_DATA);\n"
             f"  * or call load_cifar10(download=True) on a machine with internet.")
-
-
-def decode_jpeg_archive(archive: Path) -> dict[str, np.ndarray]:
-    """Decode the JPEG archive (layout ``{train,test}/<class>/NNNN.jpg``) into uint8 arrays.
-
-    The archive lists images class by class; each split is put in a fixed pseudo-random order
-    (seed :data:`DECODE_ORDER_SEED`) so that a prefix of it is not a single class, like the
-    original CIFAR-10 files.
-    """
-    from PIL import Image
-
-    images: dict[str, list] = {"train": [], "test": []}
-    labels: dict[str, list] = {"train": [], "test": []}
-    class_index = {c: i for i, c in enumerate(CLASSES)}
-    with tarfile.open(archive, "r:gz") as tar:
-        members = sorted((m for m in tar if m.isfile() and m.name.endswith(".jpg")), key=lambda m: m.name)
-        for m in members:
-            split, cls, _ = Path(m.name).parts[-3:]
-            if split not in images or cls not in class_index:
-                raise ValueError(f"unexpected member {m.name!r} in {archive}")
-            with Image.open(io.BytesIO(tar.extractfile(m).read())) as im:
-                images[split].append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-            labels[split].append(class_index[cls])
-    out = {}
-    rng = np.random.default_rng(DECODE_ORDER_SEED)
-    for split in ("train", "test"):
-        order = rng.permutation(len(labels[split]))  # class folders are sorted; mix them once, fixed
-        out[f"{split}_x"] = np.ascontiguousarray(np.stack(images[split])[order].transpose(0, 3, 1, 2))
-        out[f"{split}_y"] = np.asarray(labels[split], dtype=np.int64)[order]
-    if out["train_x"].shape != (50000, 3, 32, 32) or out["test_x"].shape != (10000, 3, 32, 32):
-        raise ValueError(f"{archive}: decoded shapes {out['train_x'].shape}/{out['test_x'].shape}, "
-                         "expected (50000,3,32,32)/(10000,3,32,32)")
-    return out
-
-
-def decoder_versions() -> dict:
-    """Versions of what turns the JPEG files into pixels (decoding can differ between them)."""
-    import PIL
-    from PIL import features
-
-    return {"pillow": PIL.__version__, "libjpeg_turbo": features.version("libjpeg_turbo"),
-            "jpg": features.version("jpg")}
-
-
-def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the names, shapes, dtypes and bytes of the dataset arrays (sorted by name):
-    the fingerprint of the pixels and labels actually used, whatever their source."""
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
 
 
 def _load_jpeg(root: Path) -> CIFAR10:
