@@ -34,9 +34,14 @@ STUDY_NAS = NAS_ARCHS
 
 def _manual_builders() -> dict[str, Callable[..., BlockNet]]:
     from .manual import MANUAL_BUILDERS  # imports torchvision: only when a manual model is used
+    if tuple(MANUAL_BUILDERS) != MANUAL_NAMES:
+        raise ImportError(f"nascore.models.manual builds {tuple(MANUAL_BUILDERS)} but the registry lists "
+                          f"MANUAL_NAMES = {MANUAL_NAMES}; keep the two in the same order")
     return MANUAL_BUILDERS
 
 
+#: The registry's manual names, importable without torchvision; ``nascore.models.manual.MANUAL_BUILDERS``
+#: (named by each builder's function name) must list the same names in this order.
 MANUAL_NAMES = ("resnet18", "resnext50_32x4d", "wide_resnet50_2", "densenet121", "dla34",
                 "vgg13_bn", "bit_r50x1")
 SDN_NAMES = ("vgg16_bn", "resnet56", "mobilenet_v1")

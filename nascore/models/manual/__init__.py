@@ -90,12 +90,7 @@ __all__ = [
 ]
 
 MANUAL_BUILDERS: dict[str, Callable[..., BlockNet]] = {
-    "resnet18": resnet18,
-    "resnext50_32x4d": resnext50_32x4d,
-    "wide_resnet50_2": wide_resnet50_2,
-    "densenet121": densenet121,
-    "dla34": dla34,
-    "vgg13_bn": vgg13_bn,
-    "bit_r50x1": bit_r50x1,
+    builder.__name__: builder
+    for builder in (resnet18, resnext50_32x4d, wide_resnet50_2, densenet121, dla34, vgg13_bn, bit_r50x1)
 }
 """Architecture name → ``builder(num_classes=10, width=1.0) -> BlockNet``."""
