@@ -39,6 +39,14 @@ def default_workers(device: torch.device | str | None = None) -> int:
     return 1 if device.type == "cuda" else max(1, os.cpu_count() or 1)
 
 
+def check_workers(workers: Any) -> int | None:
+    """``workers`` as given, after checking it is ``None`` (one per core) or an integer >= 1; raises
+    ``ValueError`` naming the bad value otherwise (chapters call it before any compute)."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None (one per core), got {workers!r}")
+    return workers
+
+
 def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = None,
                    progress: Callable[[Any, float], None] | None = None, tasks_per_process: int = 1) -> list:
     """``[fn(*job) for job in jobs]``, in parallel where that pays (see the module docstring).
@@ -46,9 +54,7 @@ def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = No
     ``fn`` must be a module-level function and the jobs picklable. ``progress(result, elapsed)``
     is called as each job finishes. Results come back in the order of ``jobs``.
     """
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = default_workers() if check_workers(workers) is None else workers
     if tasks_per_process < 1:
         raise ValueError(f"tasks_per_process must be >= 1, got {tasks_per_process}")
     t0 = time.perf_counter()

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from nascore import book
-from nascore.findings import common, deepsloth, extraction, membership, model_zoo, smoothness
+from nascore.findings import backdoor, common, deepsloth, extraction, membership, mitigations, model_zoo, poisoning, smoothness
+from nascore.parallel import check_workers
 from nascore.profiles import get_profile
 from nascore.report import CONFOUNDS, load_metadata, load_results
 
@@ -74,7 +75,7 @@ def test_every_notebook_closes_with_save_chapter(path):
     assert all("save_results(" not in c.source and "provenance.collect(" not in c.source for c in code), path.name
 
 
-@pytest.mark.parametrize("stem", ["01_model_zoo", "03_smoothness", "07_extraction", "08_membership", "09_deepsloth"])
+@pytest.mark.parametrize("stem", book.chapters())
 def test_chapters_build_no_verdict_plan_and_validate_nothing_in_the_notebook(stem):
     code = "\n".join(c.source for c in _code_cells(book.NOTEBOOKS / f"{stem}.ipynb"))
     for forbidden in ("nas_vs_manual(", "compare_families(", "compare_values(", "compare_paired(", "raise ",
@@ -289,3 +290,31 @@ def test_a_bad_notebook_parameter_stops_the_chapter_before_any_compute(tmp_path,
     code = [c for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"]
     failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert failed == [2]  # parameters, injected parameters, then the set-up cell that validates
+
+
+# ----------------------------------------------------------------------------- chapters 4-6
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_a_bad_worker_count_is_refused_naming_it(bad):
+    with pytest.raises(ValueError, match="workers must be a positive integer or None.*got " + re.escape(repr(bad))):
+        check_workers(bad)
+    for chapter in (poisoning, backdoor):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            chapter.check(SMOKE, bad)
+
+
+@pytest.mark.parametrize("ok", [None, 1, 2])
+def test_a_valid_worker_count_passes_and_the_chapters_return_their_models(ok):
+    assert check_workers(ok) == ok
+    assert set(poisoning.check(SMOKE, ok)) <= set(SMOKE.models)
+    assert set(backdoor.check(SMOKE, ok)) <= set(SMOKE.models)
+
+
+def test_mitigation_init_seeds_default_per_profile_and_refuse_fewer_than_two_distinct():
+    assert mitigations.check(SMOKE) == [0, 1, 2]
+    assert mitigations.check(get_profile("quick")) == list(range(8))
+    assert mitigations.check(SMOKE, (4, 5)) == [4, 5]
+    for bad in ([1], [2, 2]):
+        with pytest.raises(ValueError, match=r"init_seeds must be at least 2 distinct seeds, got " + re.escape(str(bad))):
+            mitigations.check(SMOKE, bad)
+    with pytest.raises(ValueError, match="must contain 'darts' and the mitigation models"):
+        mitigations.check(SMOKE.override(nas_models=("pc_darts",)))

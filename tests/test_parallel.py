@@ -22,8 +22,9 @@ def test_results_in_job_order_with_several_jobs_per_process():
 
 def test_in_process_when_one_worker_and_bad_arguments():
     assert map_in_workers(operator.add, [(1, 2), (3, 4)], workers=1) == [3, 7]
-    with pytest.raises(ValueError, match="workers must be >= 1"):
-        map_in_workers(operator.add, [(1, 2)], workers=0)
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match=r"workers must be a positive integer or None .*got " + repr(bad)):
+            map_in_workers(operator.add, [(1, 2)], workers=bad)
     with pytest.raises(ValueError, match="tasks_per_process must be >= 1"):
         map_in_workers(operator.add, [(1, 2)], workers=2, tasks_per_process=0)
 

@@ -8,7 +8,7 @@ the best ASR among those that lost at most 3 points. Figure data (§11): BadNet 
 
 This module builds the injection jobs of a profile (BadNet and TrojanNN into every model, the TrojanNN
 neuron-number sweep the artifact meant to run, and the latent backdoor and IMC that it implemented but never
-ran), runs them through :func:`nascore.attacks.backdoor.inject_many` (per-epoch evaluation, cached), and
+ran), runs them through :func:`nascore.findings.backdoor_injection.inject_many` (per-epoch evaluation, cached), and
 tabulates them with the confounds and the comparisons: NAS − manual over models, mitigation − DARTS-V2 on
 the same stamped test images.
 """
@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..attacks.backdoor import (IMC, BadNet, InjectionJob, LatentBackdoor, TrojanNN, inject_many, unpack_bits)
+from ..attacks.backdoor import IMC, BadNet, InjectionJob, LatentBackdoor, TrojanNN, unpack_bits
+from .backdoor_injection import inject_many
 from ..models import cell_stats, family, names
+from ..report.confounds import entry_confounds
+from ..parallel import check_workers
 from ..profiles import Profile
 
 CHAPTER = "06_backdoor"
@@ -34,8 +37,10 @@ def _subset(profile: Profile, knob: str) -> tuple[str, ...]:
     return models(profile) if chosen is None else tuple(chosen)
 
 
-def check(profile: Profile) -> tuple[str, ...]:
-    """Validate the chapter's knobs before any compute; returns the backdoor models."""
+def check(profile: Profile, workers: int | None = None) -> tuple[str, ...]:
+    """Validate the chapter's knobs before any compute; returns the backdoor models. ``workers`` is the
+    chapter's worker-process count (``None``: one per core)."""
+    check_workers(workers)
     chosen = models(profile)
     for knob in ("backdoor_models", "neuron_sweep_models", "latent_imc_models"):
         listed = _subset(profile, knob)
@@ -107,12 +112,6 @@ def run(profile: Profile, progress: bool = True, workers: int | None = None) -> 
     return {k: done[j] for k, j in todo.items()}
 
 
-def _clean_confounds(entry) -> dict:
-    return {"params": int(sum(p.numel() for p in entry.model.parameters())),
-            "clean_acc": 100 * entry.record["metrics"]["test_acc"],
-            "train_loss": float(entry.record["history"][-1]["train_loss"])}
-
-
 def per_model(results: dict, clean: dict) -> pd.DataFrame:
     """One row per (model, seed): confounds of the clean zoo model (``params``, ``clean_acc`` %,
     ``train_loss``), the clean accuracy on the backdoor evaluation images before fine-tuning
@@ -121,7 +120,7 @@ def per_model(results: dict, clean: dict) -> pd.DataFrame:
     ``<a>_asr_final`` / ``<a>_cad_final`` (last epoch), and the cell statistics."""
     rows: dict[tuple[str, int], dict] = {}
     for (prefix, m, s), tm in results.items():
-        row = rows.setdefault((m, s), {"model": m, "family": family(m), "seed": s, **_clean_confounds(clean[(m, s)])})
+        row = rows.setdefault((m, s), {"model": m, "family": family(m), "seed": s, **entry_confounds(clean[(m, s)])})
         met = tm.record["metrics"]
         sel, fin = met["selected"], met["final"]
         row["acc_before"] = met["clean_acc0"]

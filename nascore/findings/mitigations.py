@@ -29,9 +29,9 @@ from ..models import family
 from ..profiles import Profile
 from ..report import compare_paired, compare_to_baseline, load_results
 from ..report.claims import get as get_claim
-from ..report.stats import bootstrap_diff
+from ..report.estimators import bootstrap_diff
 from .common import MODEL_LABELS, results_dir
-from .smoothness import fresh_model, test_images
+from .inputs import evaluation_images, fresh_model
 
 BASELINE = "darts"
 EVASION_CLAIM = "mitigation.evasion_manual_like"
@@ -40,6 +40,17 @@ GV_CLAIM = "mitigation.grad_var_manual_like"
 PAIRED_STATISTICS = (("pgd_asr", "artifact", "success_any_step"),
                      ("pgd_asr_last_step", "artifact", "success_last_step"),
                      ("pgd_asr_argmax", "argmax", "success_any_step"))
+
+
+def check(profile: Profile, init_seeds=None) -> list[int]:
+    """Validate the chapter's knobs before any compute; returns the initialisation seeds of the
+    gradient-variance-at-initialisation comparison (default: 3 at smoke, 8 otherwise)."""
+    seeds = list(init_seeds) if init_seeds is not None else list(range(3 if profile.name == "smoke" else 8))
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"init_seeds must be at least 2 distinct seeds, got {seeds}")
+    if BASELINE not in profile.models or not profile.mitigation_models:
+        raise ValueError(f"profile {profile.name!r} must contain {BASELINE!r} and the mitigation models")
+    return seeds
 
 
 class MissingChapterError(FileNotFoundError):
@@ -120,7 +131,7 @@ def gv_init_seeds(entries: dict, names, profile: Profile, data, init_seeds, seed
     same ``gv_images`` test images for every model: one row per (model, init_seed)."""
     if len(init_seeds) < 2 or len(set(init_seeds)) != len(init_seeds):
         raise ValueError(f"init_seeds must be at least 2 distinct seeds, got {list(init_seeds)}")
-    gx, gy = test_images(entries[(BASELINE, seed)], data, profile.gv_images)
+    gx, gy = evaluation_images(entries[(BASELINE, seed)], data, profile.gv_images)
     rows = []
     for name in names:
         for s in init_seeds:

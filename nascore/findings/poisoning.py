@@ -17,6 +17,8 @@ import torch
 from .. import zoo
 from ..attacks import RandomLabelPoison
 from ..models import cell_stats, family, names
+from ..report.confounds import entry_confounds
+from ..parallel import check_workers
 from ..profiles import Profile
 from .common import results_dir, spearman_row
 
@@ -34,8 +36,10 @@ def models(profile: Profile) -> tuple[str, ...]:
     return tuple(profile.poison_models) if profile.poison_models is not None else profile.models
 
 
-def check(profile: Profile) -> tuple[str, ...]:
-    """Validate the chapter's profile knobs before any compute; returns the model list."""
+def check(profile: Profile, workers: int | None = None) -> tuple[str, ...]:
+    """Validate the chapter's profile knobs before any compute; returns the model list. ``workers`` is the
+    chapter's worker-process count (``None``: one per core)."""
+    check_workers(workers)
     chosen = models(profile)
     unknown = [m for m in chosen if m not in names()]
     if unknown:
@@ -87,10 +91,6 @@ def train_all(profile: Profile, progress: bool = True, workers: int | None = Non
     return out
 
 
-def _final_loss(record: dict) -> float:
-    return float(record["history"][-1]["train_loss"])
-
-
 def per_model(entries: dict, clean: dict, profile: Profile) -> pd.DataFrame:
     """One row per (model, seed): the confounds of the **clean zoo** model (``params``, ``clean_acc`` %,
     ``train_loss``), the test accuracy (%) of the 0 % reference and of each poisoned model (final epoch:
@@ -100,9 +100,7 @@ def per_model(entries: dict, clean: dict, profile: Profile) -> pd.DataFrame:
     rows = []
     for name, seed in sorted({(n, s) for n, s, _ in entries}):
         ref = clean[(name, seed)]
-        row = {"model": name, "family": family(name), "seed": seed,
-               "params": int(sum(p.numel() for p in ref.model.parameters())),
-               "clean_acc": 100 * ref.record["metrics"]["test_acc"], "train_loss": _final_loss(ref.record)}
+        row = {"model": name, "family": family(name), "seed": seed, **entry_confounds(ref)}
         for rate in (0.0, *profile.poison_rates):
             hist = entries[(name, seed, rate)].record["history"]
             row[f"acc_{pct(rate)}"] = 100 * hist[-1]["test_acc"]
