@@ -10,7 +10,7 @@ from torch import nn
 from nascore.attacks import (
     NES,
     PGD,
-    Attack,
+    IterativeAttack,
     NESGradient,
     AttackResult,
     artifact_nes,
@@ -469,7 +469,7 @@ def uniform_ce(outs, label):
     return sum(-(o.log_softmax(1)).mean(1) for o in outs)
 
 
-@pytest.mark.parametrize("cls", [Attack, NESGradient])
+@pytest.mark.parametrize("cls", [IterativeAttack, NESGradient])
 def test_label_free_loss_on_list_outputs(cls):
     model = TwoExits().eval()
     x = images(6, size=4, seed=1)

@@ -11,9 +11,23 @@ An attack object is a *model-free configuration*; the model is an argument of th
 study runs one configuration against many models (7 manual + 10 NAS networks, multi-exit
 variants of each), so binding the model at construction (the torchattacks way) would mean
 rebuilding the attack per model. Model-free objects also make :func:`artifact_pgd`-style factories
-possible, and :meth:`Attack.config` gives a plain dict for a result row's provenance. Every
-attack in :mod:`nascore.attacks` (PGD, NES, and later the backdoor trigger search and the
-DeepSloth slowdown attacks) follows this convention.
+possible, and ``config()`` gives a plain dict for a result row's provenance.
+
+Two contracts
+-------------
+* **Evasion-time attacks** subclass :class:`Attack` (:mod:`.base`): PGD, NES, DeepSloth (ℓ∞/ℓ2/ℓ1),
+  universal and class-universal DeepSloth, the multi-exit PGD baselines, DeepFool-UAP and
+  HopSkipJump. Each is configured once, validated by :mod:`._util`, seeded in one place
+  (``Attack._generator``), and called as ``attack(model, x, y)`` returning an
+  :class:`AttackResult`. The projected iterative loop they share lives in :class:`IterativeAttack`
+  (:mod:`.iterative`); the universal ones craft one perturbation through :class:`UniversalAttack`
+  (:mod:`.universal`, ``craft(model, x) -> UniversalPerturbation``). ``tests/test_attack_contract.py``
+  checks every evasion attack exported here (budget, [0,1] outputs, seeds, batch order).
+* **Training-time attacks** (poisoning, backdoors, model extraction, membership reference models)
+  change how a model is trained: each is a *training variant* (:mod:`.training`: ``config()``,
+  ``inputs(train_x, train_y, seed)``, ``initial_state(name, profile, seed)``) that the model cache
+  (:mod:`nascore.zoo`) or a chapter (:mod:`nascore.findings`) composes; no attack module imports
+  the cache. Backdoors are also evaluated through their own ``stamp`` / ``asr`` interface.
 
 Units and shapes
 ----------------
@@ -35,29 +49,29 @@ Attacks
 * :class:`PGD` — white-box L∞/L2 PGD (Madry et al., 2018), targeted or not, restarts, per-sample
   early stopping; :func:`artifact_pgd` is the exact setting of Pang et al. (2022).
 * :class:`NES` — the same loop with antithetic NES gradient estimates and exact query counts
-  (Ilyas et al., 2018); :func:`artifact_nes`.
-* :class:`Attack` — the base class later attacks (backdoor trigger search, DeepSloth) extend;
-  :class:`NESGradient` turns any of them into a query-based variant (``class X(NESGradient, A)``).
-* :class:`RandomLabelPoison` — random wrong-label training-set poisoning, a ``nascore.zoo`` Variant
-  (:mod:`nascore.attacks.poisoning`).
-* :class:`BadNet`, :class:`TrojanNN`, :class:`LatentBackdoor`, :class:`IMC` — backdoors injected by
-  fine-tuning (:mod:`nascore.attacks.backdoor`).
+  (Ilyas et al., 2018); :func:`artifact_nes`. :class:`NESGradient` turns any
+  :class:`IterativeAttack` into a query-based variant (``class X(NESGradient, A)``).
 * DeepSloth (Hong et al., ICLR 2021) against multi-exit networks (:mod:`nascore.multiexit`):
-  :class:`DeepSloth` (per-sample ℓ∞/ℓ2/ℓ1), :class:`UniversalDeepSloth` and :func:`class_universal`
-  (:mod:`.slowdown`, :mod:`.slowdown_universal`); the accuracy baselines :class:`ExitPGD` (PGD-20,
-  PGD-avg, PGD-max) and :class:`DeepFoolUAP`. Labels are ignored where the attack uses none.
-* :mod:`.extraction` — Knockoff Nets model extraction (Orekondy et al., 2019): the thief as a zoo
-  :class:`ThiefVariant`, hard or soft labels, :func:`extraction_metrics`.
-* :mod:`.membership` — membership inference: the label-only :class:`HopSkipJump` boundary
-  distance (Chen et al., 2020) batched across samples, score-based attacks, ROC metrics.
+  :class:`DeepSloth` (per-sample ℓ∞/ℓ2/ℓ1, an :class:`IterativeAttack`), :class:`UniversalDeepSloth`
+  and :class:`ClassUniversalDeepSloth` (:mod:`.slowdown`, :mod:`.slowdown_universal`); the accuracy
+  baselines :class:`ExitPGD` (PGD-20, PGD-avg, PGD-max) and :class:`DeepFoolUAP`. Labels are ignored
+  where the attack uses none.
+* :class:`HopSkipJump` — the label-only boundary distance (Chen et al., 2020) batched across samples,
+  for membership inference (:mod:`.membership`, with score-based attacks and ROC metrics).
+* Training variants: :class:`RandomLabelPoison` (:mod:`.poisoning`); :class:`BadNet`, :class:`TrojanNN`,
+  :class:`LatentBackdoor`, :class:`IMC` injected by fine-tuning (:mod:`.backdoor`); the Knockoff-Nets
+  thief :class:`ThiefVariant` with :func:`extraction_metrics` (:mod:`.extraction`, Orekondy et al., 2019).
 
-Modules: :mod:`~nascore.attacks.base` (the loop), :mod:`~nascore.attacks.rules` (objectives and
-success rules), :mod:`~nascore.attacks.geometry` (projections, steps), :mod:`~nascore.attacks.result`
-(result, per-image table, ASR, mean iterations), :mod:`~nascore.attacks.evaluation` (batches,
-evaluation set, robust accuracy), :mod:`~nascore.attacks.pgd`, :mod:`~nascore.attacks.nes`.
+Modules: :mod:`~nascore.attacks.base` (the contract), :mod:`~nascore.attacks.iterative` (the loop),
+:mod:`~nascore.attacks.universal`, :mod:`~nascore.attacks.training`, :mod:`~nascore.attacks.rules`
+(objectives and success rules), :mod:`~nascore.attacks.geometry` (projections, steps),
+:mod:`~nascore.attacks.result` (result, per-image table, ASR, mean iterations),
+:mod:`~nascore.attacks.evaluation` (batches, evaluation set, robust accuracy).
 """
 from ..models.base import eval_mode
 from .base import Attack
+from .iterative import IterativeAttack
+from .universal import UniversalAttack, UniversalPerturbation
 from .evaluation import attack_batches, evaluation_set, robust_accuracy
 from .geometry import NORMS, project, project_l2, project_linf, random_start, step_direction
 from .nes import NES, NESGradient, artifact_nes
@@ -70,19 +84,20 @@ from .backdoor import IMC, Backdoor, BadNet, LatentBackdoor, TrojanNN, make_atta
 from .deepfool_uap import DeepFoolUAP, deepfool
 from .multiexit_pgd import PGD_MODES, ExitPGD, exit_cross_entropy
 from .slowdown import SLOWDOWN_NORMS, DeepSloth, ic_confidence, sloth_loss
-from .slowdown_universal import UniversalDeepSloth, UniversalPerturbation, class_universal
+from .slowdown_universal import ClassUniversalDeepSloth, UniversalDeepSloth
 from .extraction import MODES as EXTRACTION_MODES, ThiefVariant, extraction_metrics
 from .membership import BoundaryResult, HopSkipJump, artifact_hopskipjump
 
 __all__ = [
     "NORMS", "TARGET_MODES",
-    "Attack", "AttackResult", "PGD", "NES", "NESGradient",
+    "Attack", "IterativeAttack", "UniversalAttack", "AttackResult", "PGD", "NES", "NESGradient",
     "artifact_pgd", "artifact_nes",
     "attack_batches", "evaluation_set", "robust_accuracy", "asr", "asr_at_budget", "mean_iterations",
     "cross_entropy", "misclassified", "hits_target", "confident_target", "never",
     "eval_mode", "project", "project_linf", "project_l2", "random_start", "step_direction",
     "RandomLabelPoison", "Backdoor", "BadNet", "TrojanNN", "LatentBackdoor", "IMC", "make_attack",
-    "SLOWDOWN_NORMS", "PGD_MODES", "DeepSloth", "UniversalDeepSloth", "UniversalPerturbation", "class_universal",
+    "SLOWDOWN_NORMS", "PGD_MODES", "DeepSloth", "UniversalDeepSloth", "UniversalPerturbation",
+    "ClassUniversalDeepSloth",
     "ExitPGD", "DeepFoolUAP", "deepfool", "sloth_loss", "ic_confidence", "exit_cross_entropy",
 ]
 __all__ += ["EXTRACTION_MODES", "ThiefVariant", "extraction_metrics", "HopSkipJump", "BoundaryResult",

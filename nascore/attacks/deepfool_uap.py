@@ -11,7 +11,11 @@ image whose prediction is unchanged by ``v``, DeepFool finds the minimal ℓ2 st
 nearest decision boundary at ``x + v``; if DeepFool converged, ``v ← clip_ε(v + step)``. After
 each pass the fooling rate (prediction of ``x + v`` ≠ prediction of ``x``) is measured on the
 crafting images. As in the authors' code, ``x + v`` is not clipped to [0,1] while crafting;
-:meth:`~.slowdown_universal.UniversalPerturbation.apply` clips.
+:meth:`~.universal.UniversalPerturbation.apply` clips.
+
+As an attack (:class:`~nascore.attacks.universal.UniversalAttack`), ``attack(model, x, y)``
+crafts ``v`` on ``x`` and returns ``clip(x + v)``; ``success`` = the final exit's prediction of
+the perturbed image differs from its clean prediction (the fooling rule, on the clipped images).
 
 Why a per-image loop: UAP is sequential by definition — every image's DeepFool step starts from
 the ``v`` left by the previous image. Each DeepFool iteration is batched over the classes (one
@@ -22,11 +26,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.base import eval_mode
-from ._util import as_images
+from ._util import check_fraction, check_int, check_real
 from .multiexit_pgd import _exit
-from .slowdown import _check_count, _check_positive
-from .slowdown_universal import UniversalPerturbation
+from .universal import UniversalAttack, UniversalPerturbation
 
 __all__ = ["DeepFoolUAP", "deepfool"]
 
@@ -64,59 +66,63 @@ def deepfool(model: nn.Module, x: torch.Tensor, overshoot: float = 0.02, max_ite
     return (1 + overshoot) * r_tot, it
 
 
-class DeepFoolUAP:
+class DeepFoolUAP(UniversalAttack):
     """Universal adversarial perturbation by DeepFool on the final exit (Moosavi-Dezfooli et al. 2017).
 
     Parameters: ``eps`` (L∞, 0.03125), ``overshoot`` (0.02), ``deepfool_steps`` (10),
-    ``min_fool`` (0.8), ``max_passes`` (100), ``seed`` (order of the images per pass).
-    ``craft(model, x)`` → :class:`UniversalPerturbation`; ``model`` is a classifier or a
+    ``min_fool`` (0.8), ``max_passes`` (100), ``seed`` (order of the images per pass; drawn on
+    the CPU; ``None``: the global RNG). ``craft(model, x)`` →
+    :class:`~nascore.attacks.universal.UniversalPerturbation`; ``model`` is a classifier or a
     multi-exit model (its final exit is attacked).
     """
 
     name = "deepfool_uap"
+    norms = ("linf",)
+    rng_device = "cpu"     # the pass order is a CPU randperm whatever the model's device
 
     def __init__(self, eps: float = 0.03125, overshoot: float = 0.02, deepfool_steps: int = 10,
-                 min_fool: float = 0.8, max_passes: int = 100, seed: int | None = None):
-        self.eps = _check_positive("eps", eps)
-        self.overshoot = _check_positive("overshoot", overshoot)
-        self.deepfool_steps = _check_count("deepfool_steps", deepfool_steps)
-        if not 0.0 < min_fool <= 1.0:
-            raise ValueError(f"min_fool must be in (0, 1], got {min_fool!r}")
-        self.min_fool = float(min_fool)
-        self.max_passes = _check_count("max_passes", max_passes)
-        self.seed = seed
+                 min_fool: float = 0.8, max_passes: int = 100, seed: int | None = 0):
+        super().__init__(norm="linf", eps=check_real("eps", eps, positive=True), seed=seed)
+        self.overshoot = check_real("overshoot", overshoot, positive=True)
+        self.deepfool_steps = check_int("deepfool_steps", deepfool_steps, 1)
+        self.min_fool = check_fraction("min_fool", min_fool, closed=True)
+        self.max_passes = check_int("max_passes", max_passes, 1)
 
     def config(self) -> dict:
         return {"attack": self.name, "eps": self.eps, "overshoot": self.overshoot,
                 "deepfool_steps": self.deepfool_steps, "min_fool": self.min_fool,
                 "max_passes": self.max_passes, "seed": self.seed}
 
-    def craft(self, model: nn.Module, x: torch.Tensor, *, generator: torch.Generator | None = None
-              ) -> UniversalPerturbation:
+    def _craft(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None
+               ) -> UniversalPerturbation:
         """Craft ``v`` ``(C, H, W)`` on images ``x`` ``(N, C, H, W)``; ``config['fool_rate']`` and
         ``config['passes']`` record where it stopped."""
-        x = as_images(x).detach()
-        if x.dim() != 4 or x.shape[0] < 1:
-            raise ValueError(f"x must be (N, C, H, W) with N >= 1, got {tuple(x.shape)}")
-        if generator is None:
-            generator = torch.Generator(device="cpu").manual_seed(self.seed or 0)
-        final = _exit(model, -1) if hasattr(model, "exit_view") else model
+        final = _final(model)
         v = torch.zeros_like(x[0])
         fool, passes = 0.0, 0
-        with eval_mode(model):
-            with torch.no_grad():
-                clean = _logits(final, x).argmax(dim=1)
-            while fool < self.min_fool and passes < self.max_passes:
-                for i in torch.randperm(x.shape[0], generator=generator).tolist():
-                    xi = x[i:i + 1]
-                    with torch.no_grad():
-                        same = int(_logits(final, xi + v).argmax(dim=1)) == int(clean[i])
-                    if same:
-                        dr, iters = deepfool(final, xi + v, self.overshoot, self.deepfool_steps)
-                        if iters < self.deepfool_steps - 1:
-                            v = (v + dr[0]).clamp(-self.eps, self.eps)
+        with torch.no_grad():
+            clean = _logits(final, x).argmax(dim=1)
+        while fool < self.min_fool and passes < self.max_passes:
+            for i in torch.randperm(x.shape[0], generator=generator).tolist():
+                xi = x[i:i + 1]
                 with torch.no_grad():
-                    fool = float((_logits(final, x + v).argmax(dim=1) != clean).float().mean())
-                passes += 1
+                    same = int(_logits(final, xi + v).argmax(dim=1)) == int(clean[i])
+                if same:
+                    dr, iters = deepfool(final, xi + v, self.overshoot, self.deepfool_steps)
+                    if iters < self.deepfool_steps - 1:
+                        v = (v + dr[0]).clamp(-self.eps, self.eps)
+            with torch.no_grad():
+                fool = float((_logits(final, x + v).argmax(dim=1) != clean).float().mean())
+            passes += 1
         return UniversalPerturbation(v.detach(), "linf", self.eps, {**self.config(), "fool_rate": fool,
                                                                     "passes": passes})
+
+    def _success(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+        final = _final(model)
+        with torch.no_grad():
+            return _logits(final, x_adv).argmax(dim=1) != _logits(final, x).argmax(dim=1)
+
+
+def _final(model: nn.Module) -> nn.Module:
+    """The final exit of a multi-exit model (its ``exit_view``), or the classifier itself."""
+    return _exit(model, -1) if hasattr(model, "exit_view") else model

@@ -41,9 +41,7 @@ def attack_batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, at
     if per_sample and spec.shape[0] != n:
         raise ValueError(f"per-sample target must have shape ({n},) like x, got {tuple(spec.shape)}")
     device = torch.device(device) if device is not None else model_device(model, x.device)
-    if generator is None and attack.seed is not None:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(attack.seed)
+    generator = attack._generator(device, generator)
     results = []
     for i in range(0, n, batch_size):
         xb = as_images(x[i:i + batch_size].to(device))

@@ -45,16 +45,16 @@ import torch
 from torch import nn
 
 from ._util import cat_outputs, check_int, check_real
-from .base import Attack
+from .iterative import IterativeAttack
 from .pgd import PGD
 from .rules import hits_target
 
 __all__ = ["NESGradient", "NES", "artifact_nes"]
 
 
-class NESGradient(Attack):
-    """Replaces the white-box gradient of any :class:`~nascore.attacks.base.Attack` by an
-    antithetic NES estimate from forward queries only, and counts queries.
+class NESGradient(IterativeAttack):
+    """Replaces the white-box gradient of any :class:`~nascore.attacks.iterative.IterativeAttack` by
+    an antithetic NES estimate from forward queries only, and counts queries.
 
     Put it first in the bases to make a black-box variant of an attack:
     ``class NES(NESGradient, PGD)``; a label-free objective (e.g. DeepSloth's) works the same way,

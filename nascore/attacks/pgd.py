@@ -11,7 +11,7 @@ References
   images, average iterations with failures counted as ``2 * steps = 14``. See
   :func:`artifact_pgd` and protocol ``automl-security.md`` §4.1 and §10 (fact 5).
 
-Everything is batched; shapes and units as in :mod:`nascore.attacks.base` (images ``(N, C, H, W)``
+Everything is batched; shapes and units as in :mod:`nascore.attacks` (images ``(N, C, H, W)``
 in [0,1], labels ``(N,)`` int64, budgets in [0,1] pixel units). Running PGD over a data set
 (:func:`~nascore.attacks.evaluation.attack_batches`, ``evaluation_set``, ``robust_accuracy``)
 lives in :mod:`nascore.attacks.evaluation`.
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._util import check_int
-from .base import Attack
+from .iterative import IterativeAttack
 from .rules import LossFn, SuccessFn, confident_target, hits_target, misclassified
 
 __all__ = ["PGD", "TARGET_MODES", "artifact_pgd"]
@@ -33,7 +33,7 @@ __all__ = ["PGD", "TARGET_MODES", "artifact_pgd"]
 TARGET_MODES = ("least_likely", "runner_up", "random")
 
 
-class PGD(Attack):
+class PGD(IterativeAttack):
     """Projected gradient descent, L∞ or L2, untargeted or targeted (Madry et al., 2018).
 
     ``result = PGD(...)(model, x, y)`` with ``x`` ``(N, C, H, W)`` in [0,1] (or uint8) and ``y``
@@ -44,7 +44,7 @@ class PGD(Attack):
     Parameters
     ----------
     norm, eps, alpha, steps, random_start, restarts, early_stop, seed
-        See :class:`nascore.attacks.base.Attack` (``early_stop=False`` also measures the
+        See :class:`nascore.attacks.iterative.IterativeAttack` (``early_stop=False`` also measures the
         last-step outcome, :mod:`nascore.attacks.result`). Defaults are the artifact's L∞ budget
         (8/255, step 2/255, 7 steps, no random start).
     targeted : bool

@@ -12,7 +12,7 @@ maximum entropy so that no IC reaches the exit threshold. No labels; the model i
 (The authors add 1e-9 inside the log; :func:`torch.log_softmax` needs no guard.)
 
 Calling convention (:mod:`nascore.attacks`): ``DeepSloth(...)`` is a model-free configuration;
-``attack(model, x, y=None)`` returns an :class:`~nascore.attacks.base.AttackResult` for images
+``attack(model, x, y=None)`` returns an :class:`~nascore.attacks.result.AttackResult` for images
 ``x`` ``(N, C, H, W)`` in [0,1] (or uint8); ``y`` is ignored. Budgets are in [0,1] pixel units,
 per sample. Everything is batched; each sample's gradient comes from its own loss term, so the
 result does not depend on the batch size.
@@ -56,11 +56,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.base import eval_mode
-from ._util import as_images
+from ._util import check_choice, check_fraction, check_int, check_real
+from .geometry import _per_sample, random_start
+from .iterative import IterativeAttack
 from .result import AttackResult
+from .rules import never
 
-__all__ = ["SLOWDOWN_NORMS", "sloth_loss", "ic_confidence", "DeepSloth", "laplace_like", "sparse_sign_step"]
+__all__ = ["SLOWDOWN_NORMS", "sloth_loss", "ic_confidence", "DeepSloth", "laplace_like", "sparse_sign_step",
+           "sloth_budget"]
 
 SLOWDOWN_NORMS = ("linf", "l2", "l1")
 _DEFAULTS = {"linf": dict(eps=0.03125, steps=30, alpha=0.002),
@@ -89,10 +92,6 @@ def ic_confidence(model_out: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([z.float().softmax(dim=1).amax(dim=1) for z in ics], dim=1)
 
 
-def _per_sample(v: torch.Tensor, ndim: int) -> torch.Tensor:
-    return v.view(-1, *([1] * (ndim - 1)))
-
-
 def laplace_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Standard Laplace noise shaped like ``x`` (inverse CDF of a seeded uniform)."""
     u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) - 0.5
@@ -110,25 +109,32 @@ def sparse_sign_step(direction: torch.Tensor, sparsity: float) -> torch.Tensor:
     return step.view_as(direction)
 
 
-def _no_target(attack, target: Any) -> None:
-    if target is not None:
-        raise ValueError(f"{type(attack).__name__} is untargeted and takes no target, got {target!r}")
+def sloth_budget(norm: str, defaults: dict, *, eps: float | None, alpha: float | None, init_norm: float,
+                 sparsity: float, **counts: int | None) -> dict:
+    """The validated budget of a DeepSloth attack (per-sample or universal): ``norm`` in
+    :data:`SLOWDOWN_NORMS`; ``eps``, ``alpha`` (``None``: ``defaults[norm]``) and ``init_norm``
+    finite and ``> 0``; ``sparsity`` in (0, 1); ℓ2: ``eps <= init_norm``; every keyword in
+    ``counts`` (``steps``, ``epochs``, ...) an int ``>= 1`` (``None``: the default). Returns the
+    resolved values by name."""
+    d = defaults[check_choice("norm", norm, SLOWDOWN_NORMS)]
+    out = {"eps": check_real("eps", d["eps"] if eps is None else eps, positive=True)}
+    for name, value in counts.items():
+        out[name] = check_int(name, d[name] if value is None else value, 1)
+    out["alpha"] = check_real("alpha", d["alpha"] if alpha is None else alpha, positive=True)
+    out["init_norm"] = check_real("init_norm", init_norm, positive=True)
+    out["sparsity"] = check_fraction("sparsity", sparsity)
+    if norm == "l2" and out["eps"] > out["init_norm"]:
+        raise ValueError(f"l2: eps ({out['eps']}) must not exceed init_norm ({out['init_norm']})")
+    return out
 
 
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
-class DeepSloth:
+class DeepSloth(IterativeAttack):
     """Per-sample DeepSloth (Hong et al., ICLR 2021); see the module docstring for the schedules.
+
+    An :class:`~nascore.attacks.iterative.IterativeAttack`: ℓ∞ is the shared projected loop
+    (signed-gradient *descent* on :func:`sloth_loss`, start ``x + U(−alpha, alpha)``, no success
+    rule, every sample runs all ``steps``); ℓ2 and ℓ1 replace one run of the loop
+    (:meth:`_optimize`) by their own schedules.
 
     Parameters
     ----------
@@ -145,31 +151,21 @@ class DeepSloth:
     """
 
     name = "deepsloth"
+    norms = SLOWDOWN_NORMS
 
     def __init__(self, norm: str = "linf", eps: float | None = None, steps: int | None = None,
                  alpha: float | None = None, *, init_norm: float = 1.0, stages: int = 11,
                  sparsity: float = 0.99, q: float | None = None, seed: int | None = None):
-        if norm not in SLOWDOWN_NORMS:
-            raise ValueError(f"norm must be one of {SLOWDOWN_NORMS}, got {norm!r}")
-        d = _DEFAULTS[norm]
-        self.norm = norm
-        self.eps = _check_positive("eps", d["eps"] if eps is None else eps)
-        self.steps = _check_count("steps", d["steps"] if steps is None else steps)
-        self.alpha = _check_positive("alpha", d["alpha"] if alpha is None else alpha)
-        self.init_norm = _check_positive("init_norm", init_norm)
-        self.stages = _check_count("stages", stages)
-        if not 0.0 < sparsity < 1.0:
-            raise ValueError(f"sparsity must be in (0, 1), got {sparsity!r}")
-        self.sparsity = float(sparsity)
-        if norm == "l2":
-            if self.steps % self.stages:
-                raise ValueError(f"l2: steps ({self.steps}) must be a multiple of stages ({self.stages})")
-            if self.eps > self.init_norm:
-                raise ValueError(f"l2: eps ({self.eps}) must not exceed init_norm ({self.init_norm})")
-        self.q = None if q is None else _check_positive("q", q)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
-        self.seed = seed
+        b = sloth_budget(norm, _DEFAULTS, eps=eps, alpha=alpha, init_norm=init_norm, sparsity=sparsity,
+                         steps=steps)
+        self.init_norm = b["init_norm"]
+        self.stages = check_int("stages", stages, 1)
+        self.sparsity = b["sparsity"]
+        if norm == "l2" and b["steps"] % self.stages:
+            raise ValueError(f"l2: steps ({b['steps']}) must be a multiple of stages ({self.stages})")
+        self.q = None if q is None else check_real("q", q, positive=True)
+        super().__init__(norm=norm, eps=b["eps"], alpha=b["alpha"], steps=b["steps"], random_start=True,
+                         loss_fn=sloth_loss, success_fn=never, descend=True, seed=seed)
 
     @property
     def gamma(self) -> float:
@@ -183,35 +179,32 @@ class DeepSloth:
         keys += {"l2": ["init_norm", "stages"], "l1": ["sparsity"], "linf": []}[self.norm]
         return {"attack": self.name, **{k: getattr(self, k) for k in keys}}
 
-    def __repr__(self) -> str:
-        cfg = self.config()
-        cfg.pop("attack")
-        return "DeepSloth(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
-
     # ------------------------------------------------------------------ entry point
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
-                 target: Any = None, generator: torch.Generator | None = None) -> AttackResult:
-        """Attack ``x`` ``(N, C, H, W)``; ``y`` is ignored. Returns ``x_adv`` in [0,1] within the budget."""
-        _no_target(self, target)
-        x = as_images(x)
-        if x.dim() != 4:
-            raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
-        x = x.detach()
-        if generator is None and self.seed is not None:
-            generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        run = {"linf": self._linf, "l2": self._l2, "l1": self._l1}[self.norm]
-        with eval_mode(model):
-            x_adv = run(model, x, generator)
-            with torch.no_grad():
-                success = self._success(model(x_adv))
-        steps = torch.full((x.shape[0],), self.steps, dtype=torch.long, device=x.device)
-        return AttackResult(x_adv=x_adv, success=success, iterations=steps)
+    def _attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, target: Any,
+                generator: torch.Generator | None) -> AttackResult:
+        """``y`` is ignored; ``success`` is measured on the final ``x_adv`` (see the module docstring)."""
+        result = super()._attack(model, x, y, target, generator)
+        with torch.no_grad():
+            result.success = self._success(model(result.x_adv))
+        return result
 
     def _success(self, out) -> torch.Tensor:
         conf = ic_confidence(out)
         if self.q is None:
             return torch.zeros(conf.shape[0], dtype=torch.bool, device=conf.device)
         return (conf < self.q).all(dim=1)
+
+    def _random_start(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return random_start(x0, self.alpha, "linf", generator)   # ℓ∞: x + U(−alpha, alpha), as the authors
+
+    def _optimize(self, model, x0, y, target, label, start, generator):
+        if self.norm == "linf":
+            return super()._optimize(model, x0, y, target, label, start, generator)
+        x_adv = (self._l2 if self.norm == "l2" else self._l1)(model, x0, generator)
+        n, dev = x0.shape[0], x0.device
+        return (x_adv, torch.zeros(n, dtype=torch.bool, device=dev),
+                torch.full((n,), self.steps, dtype=torch.long, device=dev), torch.zeros(n, dtype=torch.long, device=dev),
+                torch.full((n,), -math.inf, device=dev), None)
 
     @staticmethod
     def _grad(model: nn.Module, x_in: torch.Tensor, wrt: torch.Tensor | None = None) -> torch.Tensor:
@@ -220,18 +213,7 @@ class DeepSloth:
             (g,) = torch.autograd.grad(sloth_loss(model(x_in)).sum(), wrt)
         return g
 
-    # ------------------------------------------------------------------ norms
-    def _linf(self, model, x0, generator):
-        noise = (torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype) * 2 - 1) * self.alpha
-        xa = (x0 + noise).clamp(0, 1)
-        for _ in range(self.steps):
-            xa.requires_grad_(True)
-            g = self._grad(model, xa)
-            with torch.no_grad():
-                xa = xa - self.alpha * g.sign()
-                xa = (x0 + (xa - x0).clamp(-self.eps, self.eps)).clamp(0, 1)
-        return xa.detach()
-
+    # ------------------------------------------------------------------ ℓ2 and ℓ1 schedules
     def _l2(self, model, x0, generator):
         nd = x0.dim()
         r = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)

@@ -4,7 +4,7 @@ Reference: Hong et al., ICLR 2021 (the authors' ``craft_universal_perturb_attack
 ``attacks/ours_*.py``); protocol ``deepsloth.md`` §3 and fact 9. One δ of shape ``(C, H, W)`` is
 crafted on a small fixed set of **training** images (the first 250, in order) to minimise the
 batch mean of :func:`~nascore.attacks.slowdown.sloth_loss`, then added to every test image and
-clipped to [0,1] (:meth:`UniversalPerturbation.apply`).
+clipped to [0,1] (:meth:`~nascore.attacks.universal.UniversalPerturbation.apply`).
 
 =====  ================  ======================================================================
 norm   budget            schedule (defaults)
@@ -23,94 +23,53 @@ l1     ε = 8             1 epoch × 10 batches × 100 SLIDE steps of 0.5 on the
 
 The authors draw the ℓ2/ℓ1 batches from a training loader of batch 250 (1,250 / 2,500 images);
 here the crafting images passed in are split into ``batches`` equal parts (the protocol's "first
-250 training images" in 5 or 10 batches). **Class-universal** (:func:`class_universal`): one δ
-per class, crafted on that class's first training images and evaluated on its test images.
+250 training images" in 5 or 10 batches). **Class-universal**: one δ
+per class (:class:`ClassUniversalDeepSloth`), crafted on that class's first training images and evaluated
+on its test images.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..models.base import eval_mode
-from ._util import as_images
+from ._util import check_int
+from .base import Attack
 from .result import AttackResult
-from .slowdown import (SLOWDOWN_NORMS, _check_count, _check_positive, _no_target, laplace_like, sloth_loss,
-                       sparse_sign_step)
+from .slowdown import SLOWDOWN_NORMS, laplace_like, sloth_budget, sloth_loss, sparse_sign_step
+from .universal import UniversalAttack, UniversalPerturbation
 
-__all__ = ["UniversalPerturbation", "UniversalDeepSloth", "class_universal"]
+__all__ = ["UniversalDeepSloth", "ClassUniversalDeepSloth"]
 
 _DEFAULTS = {"linf": dict(eps=0.03125, epochs=1, batches=1, steps=20, alpha=0.005),
              "l2": dict(eps=0.9 ** 10, epochs=11, batches=5, steps=50, alpha=0.1),
              "l1": dict(eps=8.0, epochs=1, batches=10, steps=100, alpha=0.5)}
 
 
-@dataclass
-class UniversalPerturbation:
-    """One perturbation ``delta`` ``(C, H, W)`` (pixel units) and how it was made.
-
-    ``apply(x)`` adds it to every image of ``x`` ``(N, C, H, W)`` (uint8 or [0,1]) and clips to [0,1].
-    """
-
-    delta: torch.Tensor
-    norm: str
-    eps: float
-    config: dict = field(default_factory=dict)
-
-    def norm_value(self) -> float:
-        d = self.delta.flatten().float()
-        return float({"linf": d.abs().max(), "l2": d.norm(), "l1": d.abs().sum()}[self.norm])
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        x = as_images(x)
-        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.delta.shape):
-            raise ValueError(f"x must be (N, {', '.join(map(str, self.delta.shape))}), got {tuple(x.shape)}")
-        return (x + self.delta.to(device=x.device, dtype=x.dtype)).clamp(0, 1)
-
-    def attack(self, x: torch.Tensor) -> AttackResult:
-        """The perturbed images as an :class:`AttackResult` (no success rule: all ``False``)."""
-        x_adv = self.apply(x)
-        n = x_adv.shape[0]
-        return AttackResult(x_adv=x_adv, success=torch.zeros(n, dtype=torch.bool, device=x_adv.device),
-                            iterations=torch.zeros(n, dtype=torch.long, device=x_adv.device))
-
-
-class UniversalDeepSloth:
+class UniversalDeepSloth(UniversalAttack):
     """Universal DeepSloth (Hong et al., ICLR 2021): see the module docstring for the schedules.
 
-    ``craft(model, x_craft)`` → :class:`UniversalPerturbation`; ``attack(model, x)`` crafts on
-    ``x`` and applies to ``x`` (the package's calling convention; ``y`` ignored). Parameters
-    (``None`` = the protocol's value for the norm): ``eps``, ``epochs``, ``batches`` (the crafting
-    images are split into this many batches), ``steps`` (per batch and epoch), ``alpha`` (ℓ∞/ℓ1
-    step, ℓ2 learning rate), ``init_norm`` (ℓ2 start bound, 1.0), ``sparsity`` (ℓ1, 0.9 = top 10 %),
-    ``seed``.
+    A :class:`~nascore.attacks.universal.UniversalAttack`: ``craft(model, x_craft)`` →
+    :class:`~nascore.attacks.universal.UniversalPerturbation`; ``attack(model, x)`` crafts on
+    ``x`` and applies to ``x`` (``y`` ignored; ``success`` all ``False``: no success rule).
+    Parameters (``None`` = the protocol's value for the norm): ``eps``, ``epochs``, ``batches``
+    (the crafting images are split into this many batches), ``steps`` (per batch and epoch),
+    ``alpha`` (ℓ∞/ℓ1 step, ℓ2 learning rate), ``init_norm`` (ℓ2 start bound, 1.0), ``sparsity``
+    (ℓ1, 0.9 = top 10 %), ``seed``.
     """
 
     name = "universal_deepsloth"
+    norms = SLOWDOWN_NORMS
 
     def __init__(self, norm: str = "linf", eps: float | None = None, *, epochs: int | None = None,
                  batches: int | None = None, steps: int | None = None, alpha: float | None = None,
                  init_norm: float = 1.0, sparsity: float = 0.9, seed: int | None = None):
-        if norm not in SLOWDOWN_NORMS:
-            raise ValueError(f"norm must be one of {SLOWDOWN_NORMS}, got {norm!r}")
-        d = _DEFAULTS[norm]
-        self.norm = norm
-        self.eps = _check_positive("eps", d["eps"] if eps is None else eps)
-        self.epochs = _check_count("epochs", d["epochs"] if epochs is None else epochs)
-        self.batches = _check_count("batches", d["batches"] if batches is None else batches)
-        self.steps = _check_count("steps", d["steps"] if steps is None else steps)
-        self.alpha = _check_positive("alpha", d["alpha"] if alpha is None else alpha)
-        self.init_norm = _check_positive("init_norm", init_norm)
-        if not 0.0 < sparsity < 1.0:
-            raise ValueError(f"sparsity must be in (0, 1), got {sparsity!r}")
-        self.sparsity = float(sparsity)
-        if norm == "l2" and self.eps > self.init_norm:
-            raise ValueError(f"l2: eps ({self.eps}) must not exceed init_norm ({self.init_norm})")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
-        self.seed = seed
+        b = sloth_budget(norm, _DEFAULTS, eps=eps, alpha=alpha, init_norm=init_norm, sparsity=sparsity,
+                         epochs=epochs, batches=batches, steps=steps)
+        super().__init__(norm=norm, eps=b["eps"], seed=seed)
+        self.epochs, self.batches, self.steps = b["epochs"], b["batches"], b["steps"]
+        self.alpha, self.init_norm, self.sparsity = b["alpha"], b["init_norm"], b["sparsity"]
 
     @property
     def gamma(self) -> float:
@@ -122,22 +81,14 @@ class UniversalDeepSloth:
         keys += {"l2": ["init_norm"], "l1": ["sparsity"], "linf": []}[self.norm]
         return {"attack": self.name, **{k: getattr(self, k) for k in keys}}
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
-                 target: Any = None, generator: torch.Generator | None = None) -> AttackResult:
-        _no_target(self, target)
-        return self.craft(model, x, generator=generator).attack(x)
-
-    def craft(self, model: nn.Module, x: torch.Tensor, *, generator: torch.Generator | None = None
-              ) -> UniversalPerturbation:
-        """Craft one δ ``(C, H, W)`` on the images ``x`` ``(N, C, H, W)`` (N ≥ ``batches``)."""
-        x = as_images(x).detach()
-        if x.dim() != 4 or x.shape[0] < self.batches:
+    def _check_images(self, x: torch.Tensor) -> None:
+        if x.shape[0] < self.batches:
             raise ValueError(f"x must be (N, C, H, W) with N >= batches={self.batches}, got {tuple(x.shape)}")
-        if generator is None and self.seed is not None:
-            generator = torch.Generator(device=x.device).manual_seed(self.seed)
+
+    def _craft(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None
+               ) -> UniversalPerturbation:
         parts = list(x.chunk(self.batches))
-        with eval_mode(model):
-            delta = {"linf": self._linf, "l2": self._l2, "l1": self._l1}[self.norm](model, parts, generator)
+        delta = {"linf": self._linf, "l2": self._l2, "l1": self._l1}[self.norm](model, parts, generator)
         return UniversalPerturbation(delta.detach(), self.norm, self.eps, self.config())
 
     @staticmethod
@@ -186,21 +137,51 @@ class UniversalDeepSloth:
         return delta
 
 
-def class_universal(attack: UniversalDeepSloth, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                    per_class: int = 250, classes=None, *, generator: torch.Generator | None = None
-                    ) -> dict[int, UniversalPerturbation]:
-    """One universal perturbation per class ("ours-class", protocol §3): for every class ``c`` of
-    ``classes`` (default: all in ``y``), ``attack.craft`` on the first ``per_class`` images of ``x``
-    with label ``c``. Returns ``{c: UniversalPerturbation}``."""
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-    if per_class < 1:
-        raise ValueError(f"per_class must be >= 1, got {per_class}")
-    classes = sorted(int(c) for c in torch.unique(y)) if classes is None else [int(c) for c in classes]
-    out = {}
-    for c in classes:
-        idx = torch.nonzero(y == c).flatten()[:per_class]
-        if idx.numel() == 0:
-            raise ValueError(f"no images of class {c} to craft on; classes present: {sorted(set(y.tolist()))}")
-        out[c] = attack.craft(model, x[idx.to(x.device)], generator=generator)
-    return out
+class ClassUniversalDeepSloth(Attack):
+    """Class-universal DeepSloth ("ours-class", protocol §3): one universal perturbation per class.
+
+    ``craft(model, x, y, classes=None)`` → ``{c: UniversalPerturbation}``: for every class ``c`` of
+    ``classes`` (default: all in ``y``), :class:`UniversalDeepSloth` crafted on the first
+    ``per_class`` images of ``x`` with label ``c`` (each class's crafting starts from ``seed``,
+    unless a ``generator`` is passed, which the classes then draw from in turn).
+    ``attack(model, x, y)`` crafts on ``(x, y)`` and returns every image with its class's δ
+    (``y`` required; ``success`` all ``False``). The other parameters are those of
+    :class:`UniversalDeepSloth` (``norm``, ``eps``, ``epochs``, ``batches``, ``steps``,
+    ``alpha``, ``init_norm``, ``sparsity``, ``seed``).
+    """
+
+    name = "class_universal_deepsloth"
+    norms = SLOWDOWN_NORMS
+
+    def __init__(self, norm: str = "linf", eps: float | None = None, *, per_class: int = 250,
+                 seed: int | None = None, **universal: Any):
+        self.universal = UniversalDeepSloth(norm, eps, seed=seed, **universal)
+        super().__init__(norm=norm, eps=self.universal.eps, seed=seed)
+        self.per_class = check_int("per_class", per_class, 1)
+
+    def craft(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes=None, *,
+              generator: torch.Generator | None = None) -> dict[int, UniversalPerturbation]:
+        """``{c: UniversalPerturbation}`` crafted on ``x`` ``(N, C, H, W)`` with labels ``y`` ``(N,)``."""
+        if y is None or y.shape != (x.shape[0],):
+            raise ValueError(f"y must have shape ({x.shape[0]},), got {None if y is None else tuple(y.shape)}")
+        classes = sorted(int(c) for c in torch.unique(y)) if classes is None else [int(c) for c in classes]
+        out = {}
+        for c in classes:
+            idx = torch.nonzero(y == c).flatten()[:self.per_class]
+            if idx.numel() == 0:
+                raise ValueError(f"no images of class {c} to craft on; classes present: {sorted(set(y.tolist()))}")
+            out[c] = self.universal.craft(model, x[idx.to(x.device)], generator=generator)
+        return out
+
+    def _generator(self, device, generator):
+        return generator   # each class's crafting seeds itself (UniversalDeepSloth._generator)
+
+    def _attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, target: Any,
+                generator: torch.Generator | None) -> AttackResult:
+        self._no_target(target)
+        x_adv = x.clone()
+        for c, pert in self.craft(model, x, y, generator=generator).items():
+            x_adv[y == c] = pert.apply(x[y == c])
+        n = x.shape[0]
+        return AttackResult(x_adv=x_adv, success=torch.zeros(n, dtype=torch.bool, device=x.device),
+                            iterations=torch.zeros(n, dtype=torch.long, device=x.device))

@@ -25,7 +25,7 @@ import torch
 
 from .. import zoo
 from ..parallel import map_in_workers
-from ..attacks import DeepFoolUAP, DeepSloth, ExitPGD, UniversalDeepSloth, attack_batches, class_universal
+from ..attacks import ClassUniversalDeepSloth, DeepFoolUAP, DeepSloth, ExitPGD, UniversalDeepSloth, attack_batches
 from ..multiexit import (RAD_BUDGETS, choose_threshold, cost_fractions, eec_curve, exit_accuracies, exit_indices,
                          exit_record, latency_summary, measure_latency, per_sample_efficacy, threshold_table,
                          trained_sdn)
@@ -74,7 +74,7 @@ def attack_plan(P: Profile, seed: int = 0) -> dict:
             "universal_linf": UniversalDeepSloth("linf", seed=seed),
             "universal_l2": UniversalDeepSloth("l2", steps=it(50), seed=seed),
             "universal_l1": UniversalDeepSloth("l1", steps=it(100), seed=seed),
-            "class_universal": UniversalDeepSloth("linf", seed=seed),
+            "class_universal": ClassUniversalDeepSloth("linf", per_class=P.sloth_class_images, seed=seed),
             "pgd20": ExitPGD("final", seed=seed), "pgd_avg": ExitPGD("avg", seed=seed),
             "pgd_max": ExitPGD("max", seed=seed), "uap": DeepFoolUAP(max_passes=P.sloth_uap_passes, seed=seed)}
 
@@ -112,8 +112,7 @@ def evaluate_backbone(name: str, P: Profile, seed: int = 0, device=None, data=No
         seconds[key] = (time.perf_counter() - t0, P.sloth_universal_images)
         records[key] = exit_record(sdn, pert.apply(x))
     t0 = time.perf_counter()
-    perts = class_universal(plan["class_universal"], sdn, train_x, train_y, P.sloth_class_images,
-                            classes=sorted(set(y.tolist())))
+    perts = plan["class_universal"].craft(sdn, train_x, train_y, classes=sorted(set(y.tolist())))
     seconds["class_universal"] = (time.perf_counter() - t0, P.sloth_class_images * len(perts))
     x_cls = x.clone()
     for c, pert in perts.items():

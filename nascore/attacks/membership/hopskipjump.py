@@ -25,8 +25,8 @@ round-trips per query). Here every query of one step — all samples' binary-sea
 samples' ``num_eval`` probes, all samples' step candidates — goes through the model in one
 batched forward pass (chunked to ``max_batch`` rows), and finished samples leave the batch.
 
-Randomness: every sample draws from its own ``torch.Generator`` seeded by ``(seed, sample_id)``,
-in the same order as it would alone. A sample's result therefore does not depend on which other
+Randomness: every sample draws from its own ``torch.Generator`` seeded by ``(seed, sample_id)``
+(:func:`nascore.attacks._util.sample_generator`; a ``generator`` argument is refused), in the same order as it would alone. A sample's result therefore does not depend on which other
 samples share its batch: the batched call and a loop over single samples give the same images
 (``benchmarks/bench_hopskipjump.py`` checks this). The draws themselves are a short loop over
 the samples of a step (no model query inside it).
@@ -41,13 +41,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
 from torch import nn
 
-from ...models.base import eval_mode
-from .._util import as_images, check_int
-from ..geometry import NORMS
+from .._util import check_int, sample_generator
+from ..base import Attack
 from ..result import AttackResult
 
 __all__ = ["HopSkipJump", "BoundaryResult", "artifact_hopskipjump"]
@@ -75,17 +73,16 @@ class BoundaryResult(AttackResult):
         return BoundaryResult(**out)
 
 
-def _generator(seed: int, sample_id: int, device: torch.device) -> torch.Generator:
-    state = np.random.SeedSequence([seed, sample_id]).generate_state(1, np.uint64)[0]
-    return torch.Generator(device=device).manual_seed(int(state >> np.uint64(1)))
-
-
 def _per_sample(v: torch.Tensor, ndim: int = 4) -> torch.Tensor:
     return v.view(-1, *([1] * (ndim - 1)))
 
 
-class HopSkipJump:
+class HopSkipJump(Attack):
     """Untargeted HopSkipJump (see the module docstring), batched across samples.
+
+    An :class:`~nascore.attacks.base.Attack` without a budget (``eps = None``): it minimises the
+    distance to the boundary in ``norm`` instead. ``attack(model, x, y=None, *, sample_ids=None)``
+    returns a :class:`BoundaryResult`.
 
     Parameters
     ----------
@@ -115,55 +112,45 @@ class HopSkipJump:
 
     def __init__(self, *, norm: str = "l2", max_iter: int = 10, max_eval: int = 100, init_eval: int = 25,
                  init_size: int = 50, seed: int = 0, max_batch: int | None = None, max_halvings: int = 60):
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        self.norm = norm
+        super().__init__(norm=norm, eps=None, seed=check_int("seed", seed, 0))
         self.max_iter = check_int("max_iter", max_iter, 0)
         self.max_eval = check_int("max_eval", max_eval, 1)
         self.init_eval = check_int("init_eval", init_eval, 1)
         if init_eval > max_eval:
             raise ValueError(f"init_eval ({init_eval}) must be <= max_eval ({max_eval})")
         self.init_size = check_int("init_size", init_size, 1)
-        self.seed = check_int("seed", seed, 0)
         self.max_batch = None if max_batch is None else check_int("max_batch", max_batch, 1)
         self.max_halvings = check_int("max_halvings", max_halvings, 1)
-
-    def config(self) -> dict:
-        """Plain-data description of the configuration (for result rows / provenance)."""
-        return {"attack": self.name, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
-
-    def __repr__(self) -> str:
-        cfg = self.config()
-        cfg.pop("attack")
-        return f"HopSkipJump({', '.join(f'{k}={v!r}' for k, v in cfg.items())})"
 
     def num_evals(self) -> list[int]:
         """Probes per iteration, ``min(init_eval·√(t+1), max_eval)`` for ``t < max_iter``."""
         return [min(int(self.init_eval * math.sqrt(t + 1)), self.max_eval) for t in range(self.max_iter)]
 
     # ------------------------------------------------------------------ entry point
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
-                 sample_ids: torch.Tensor | None = None) -> BoundaryResult:
+    def _generator(self, device, generator):
+        if generator is not None:
+            raise ValueError("HopSkipJump draws one stream per sample from (seed, sample_id); pass sample_ids, "
+                             "not a generator")
+        return None
+
+    def _attack(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, target=None,
+                generator=None, *, sample_ids: torch.Tensor | None = None) -> BoundaryResult:
         """Attack ``x`` ``(N, C, H, W)``; ``y=None`` leaves the model's clean prediction (ART).
 
         ``sample_ids`` ``(N,)`` (default ``0..N-1``) name each sample's random stream, so a
         subset of a batch can be re-run alone with the same draws.
         """
-        x = as_images(x).detach()
-        if x.dim() != 4:
-            raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
+        self._no_target(target)
         n, dev = x.shape[0], x.device
-        if y is not None and tuple(y.shape) != (n,):
-            raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}")
         ids = torch.arange(n) if sample_ids is None else torch.as_tensor(sample_ids).flatten()
         if len(ids) != n:
             raise ValueError(f"sample_ids must have {n} entries, got {len(ids)}")
         d = x[0].numel()
         self._theta = 0.01 / math.sqrt(d) if self.norm == "l2" else 0.01 / d
         self._rows = self.max_batch or (8192 if dev.type == "cuda" else 256)
-        gens = [_generator(self.seed, int(i), dev) for i in ids.tolist()]
+        gens = [sample_generator(self.seed, int(i), dev) for i in ids.tolist()]
         queries = torch.zeros(n, dtype=torch.long, device=dev)
-        with eval_mode(model), torch.no_grad():  # no_grad, not inference_mode: x_adv stays usable in autograd
+        with torch.no_grad():  # no_grad, not inference_mode: x_adv stays usable in autograd
             if y is None:
                 label = self._predict(model, x)
                 queries += 1
