@@ -12,7 +12,7 @@ hash of everything that decides the weights:
   never loads stale weights;
 * the resolved training recipe, including the precision, and the device type;
 * the data (the fingerprint of the decoded arrays, the subset), the seed;
-* for training-time attacks, the :class:`Variant`'s config (e.g. the poisoning rate).
+* for training-time attacks, the :class:`~nascore.attacks.training.Variant`'s config (e.g. the poisoning rate).
 
 :func:`cached` is the same machinery for anything that is not "a registry model trained by the
 recipe" (e.g. the internal classifiers of a multi-exit network).
@@ -36,12 +36,13 @@ import os
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
 
 from . import provenance
+from .attacks.training import TrainingInputs, Variant
 from .data import CIFAR10, balanced_subset, load_cifar10, sha256_file
 from .fingerprint import code_fingerprint, normalise
 from .io import atomic_write, atomic_write_json
@@ -49,7 +50,7 @@ from .models import build, build_arguments, family, scale_knobs
 from ._cpu_workarounds import training_threads
 from .parallel import default_workers, map_in_workers
 from .profiles import Profile, get_profile
-from .train import BatchTransform, CorruptCheckpointError, Recipe, default_device, load_state, train
+from .train import CorruptCheckpointError, Recipe, default_device, load_state, train
 
 CACHE_VERSION = 2
 _PROFILE_DATA_KNOBS = ("train_per_class", "test_per_class", "subset_seed")
@@ -61,36 +62,6 @@ __all__ = ["CorruptCheckpointError", "TrainedModel", "TrainingInputs", "Variant"
 class TrainedModel(NamedTuple):
     model: nn.Module
     record: dict
-
-
-@dataclass(frozen=True)
-class TrainingInputs:
-    """The training data as a :class:`Variant` presents it to the trainer (see ``nascore.train.train``)."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    frozen: torch.Tensor | None = None
-    batch_transform: BatchTransform | None = None
-
-
-@runtime_checkable
-class Variant(Protocol):
-    """A change to how a registry model is trained (random-label poisoning, backdoor fine-tuning,
-    a model-extraction thief). Implement as a frozen dataclass: it is pickled to the training
-    workers of :func:`train_many`.
-
-    * ``config()`` — JSON-able dict; part of the cache key (include the key of any model it
-      depends on, e.g. the victim or the clean base model);
-    * ``inputs(train_x, train_y, seed)`` — the :class:`TrainingInputs` the trainer sees;
-    * ``initial_state(name, profile, seed)`` — a ``state_dict`` to start from (fine-tuning) or
-      ``None`` for a fresh initialisation.
-    """
-
-    def config(self) -> dict: ...
-
-    def inputs(self, train_x: torch.Tensor, train_y: torch.Tensor, seed: int) -> TrainingInputs: ...
-
-    def initial_state(self, name: str, profile: Profile, seed: int) -> dict | None: ...
 
 
 def cache_dir() -> Path:

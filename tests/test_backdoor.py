@@ -7,8 +7,11 @@ from torch import nn
 
 from nascore import zoo
 from nascore.attacks.backdoor import (IMC, BackdoorFinetune, BackdoorScore, BadNet, InjectionJob, LatentBackdoor,
-                                      Trigger, TrojanNN, badnet, finetune, inject, inject_many, make_attack,
-                                      mean_features, pooled_features, select_epoch, unpack_bits)
+                                      Trigger, TrojanNN, badnet, make_attack, mean_features, pooled_features,
+                                      select_epoch, unpack_bits)
+from nascore.findings import backdoor_injection
+from nascore.findings.backdoor_injection import inject, inject_many
+from nascore.findings.extraction import victim_model
 from nascore.models import build
 from nascore.profiles import get_profile
 
@@ -259,7 +262,7 @@ def test_injection_resumes_after_an_interruption(learnable, monkeypatch):
     for f in zoo.cache_dir().glob("backdoor-imc-*"):
         f.unlink()
     calls = {"n": 0}
-    real_train = finetune.train
+    real_train = backdoor_injection.train
 
     def dies_in_epoch_2(*a, **k):
         calls["n"] += 1
@@ -267,10 +270,10 @@ def test_injection_resumes_after_an_interruption(learnable, monkeypatch):
             raise KeyboardInterrupt
         return real_train(*a, **k)
 
-    monkeypatch.setattr(finetune, "train", dies_in_epoch_2)
+    monkeypatch.setattr(backdoor_injection, "train", dies_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         inject(job, prof, device="cpu")
-    monkeypatch.setattr(finetune, "train", real_train)
+    monkeypatch.setattr(backdoor_injection, "train", real_train)
     resumed = inject(job, prof, device="cpu")
     keys = ("epoch", "clean_acc", "asr", "asr_standard", "train_loss")
     assert [{k: r[k] for k in keys} for r in resumed.record["history"]] == \
@@ -283,7 +286,7 @@ def test_cached_injection_loads_without_training_and_keys_differ(learnable, monk
     prof, _ = learnable
     a = InjectionJob(BadNet(), "resnet18", epochs=1, train_images=100)
     first = inject_many([a], prof, workers=1, progress=False)[a]
-    monkeypatch.setattr(finetune, "train", lambda *x, **k: pytest.fail("retrained a cached injection"))
+    monkeypatch.setattr(backdoor_injection, "train", lambda *x, **k: pytest.fail("retrained a cached injection"))
     again = inject_many([a], prof, workers=1, progress=False)[a]
     assert again.record["key"] == first.record["key"]
     other = [InjectionJob(BadNet(poison_rate=0.05), "resnet18", epochs=1, train_images=100),
@@ -296,13 +299,13 @@ def test_cached_injection_loads_without_training_and_keys_differ(learnable, monk
 
 def test_finetune_variant_starts_from_the_clean_weights(learnable):
     prof, clean = learnable
-    variant = BackdoorFinetune(BadNet(), clean.record["key"], train_images=100)
+    variant = BackdoorFinetune(BadNet(), clean.record["key"], train_images=100, load_clean=victim_model)
     start = variant.initial_state("resnet18", prof, 0)
     assert all(torch.equal(start[k], v) for k, v in clean.model.state_dict().items())
     inputs = variant.inputs(*zoo.splits(zoo.dataset(), zoo.resolve("resnet18", prof, 0, device="cpu")[0])[:2], seed=0)
     assert len(inputs.train_y) == 100 and inputs.batch_transform is not None
-    with pytest.raises(ValueError, match="key"):
-        BackdoorFinetune(BadNet(), "0" * 16).initial_state("resnet18", prof, 0)
+    with pytest.raises(FileNotFoundError, match="key"):
+        BackdoorFinetune(BadNet(), "0" * 16, load_clean=victim_model).initial_state("resnet18", prof, 0)
 
 
 def test_chapter_jobs_follow_the_profile_and_fail_before_compute():

@@ -14,11 +14,11 @@ from nascore.attacks.extraction import (
     ThiefVariant,
     check_budgets,
     extraction_metrics,
-    load_cached_model,
     predict_probs,
     query_set,
     victim_answers,
 )
+from nascore.findings.extraction import victim_model
 from nascore.train import Recipe, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -118,7 +118,7 @@ def test_thief_variant_trains_a_cached_zoo_thief_in_both_modes(synthetic_cifar, 
     victim = zoo.get("darts", "smoke", epochs=1, **kw)
     thieves = {}
     for mode in MODES:
-        v = ThiefVariant(victim="darts", victim_key=victim.record["key"], budget=60, mode=mode)
+        v = ThiefVariant(victim="darts", victim_key=victim.record["key"], budget=60, mode=mode, load_victim=victim_model)
         thieves[mode] = zoo.get("darts", "smoke", variant=v, **{**THIEF_RECIPE, "epochs": 1}, **kw)
         rec = thieves[mode].record
         assert rec["config"]["variant"]["victim_key"] == victim.record["key"] and rec["metrics"]["n_train"] == 60
@@ -128,12 +128,13 @@ def test_thief_variant_trains_a_cached_zoo_thief_in_both_modes(synthetic_cifar, 
     assert thieves["hard"].record["key"] != thieves["soft"].record["key"]
     w = [t.model.head[-1].weight for t in thieves.values()]
     assert not torch.allclose(w[0], w[1])
-    inputs = {m: ThiefVariant("darts", victim.record["key"], 60, m).inputs(synthetic_cifar.train_x, synthetic_cifar.train_y, 0)
-              for m in MODES}
+    inputs = {m: ThiefVariant("darts", victim.record["key"], 60, m, load_victim=victim_model).inputs(
+        synthetic_cifar.train_x, synthetic_cifar.train_y, 0) for m in MODES}
     assert torch.equal(inputs["hard"].train_x, inputs["soft"].train_x) and inputs["hard"].frozen.all()
     assert torch.equal(inputs["soft"].train_y.argmax(1), inputs["hard"].train_y)
     with pytest.raises(FileNotFoundError, match="no finished model .*train it first"):
-        load_cached_model("darts", "0" * 16)
+        ThiefVariant("darts", "0" * 16, 60, load_victim=victim_model).inputs(synthetic_cifar.train_x,
+                                                                           synthetic_cifar.train_y, 0)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -143,7 +144,7 @@ def test_thief_variant_trains_a_cached_zoo_thief_in_both_modes(synthetic_cifar, 
 ])
 def test_bad_thief_parameters_fail_before_any_compute(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        ThiefVariant(**{"victim": "darts", "victim_key": "k", "budget": 10, **kwargs})
+        ThiefVariant(**{"victim": "darts", "victim_key": "k", "budget": 10, "load_victim": victim_model, **kwargs})
 
 
 def test_check_budgets():

@@ -14,7 +14,8 @@ Label modes (:data:`MODES`):
 * ``"soft"`` — the victim's softmax probability vector; the thief minimises cross entropy with
   probability targets. What the paper describes (``use_probability=True``).
 
-The thief is trained by the project's one trainer through a zoo :class:`ThiefVariant` (cached,
+The thief is trained by the project's one trainer through a :class:`ThiefVariant` (a training
+variant of the model cache: cached,
 resumable, parallel in :func:`nascore.zoo.train_many`-style workers), with the artifact's thief
 optimiser (:data:`THIEF_RECIPE`: SGD lr 0.025, momentum 0.9, weight decay 5e-4, no schedule, no
 augmentation — ART's own loop) and the number of epochs the caller gives (the artifact: 25).
@@ -26,7 +27,8 @@ better; its floor is the victim's own entropy ``H(p_victim)``, the rest is
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +36,10 @@ from torch import nn
 
 from ..data import augment_once
 from ..models.base import eval_mode
+from .training import TrainingInputs
 
 __all__ = ["MODES", "THIEF_RECIPE", "ThiefVariant", "query_set", "victim_answers", "predict_probs", "per_image_ce",
-           "extraction_metrics", "load_cached_model", "check_budgets"]
+           "extraction_metrics", "check_budgets"]
 
 MODES = ("hard", "soft")
 
@@ -133,19 +136,15 @@ def extraction_metrics(victim_probs: torch.Tensor, thief_log_probs: torch.Tensor
             "agreement": float((thief_pred == victim_pred).sum()) / n, "n_eval": n}
 
 
-def load_cached_model(name: str, key: str, device: torch.device | str | None = None) -> nn.Module:
-    """The trained victim a thief queries, by its cache key (``nascore.zoo.load``), in eval mode."""
-    from .. import zoo
-
-    return zoo.load(name, key, device).model
-
-
 @dataclass(frozen=True)
 class ThiefVariant:
-    """A Knockoff-Nets thief as a zoo :class:`~nascore.zoo.Variant` (train it with
+    """A Knockoff-Nets thief as a training variant (:mod:`nascore.attacks.training`; train it with
     ``zoo.get(thief_arch, profile, variant=ThiefVariant(...), **THIEF_RECIPE, epochs=E)``).
 
     victim, victim_key : registry name and cache key of the trained victim (``record["key"]``).
+    load_victim : ``load_victim(victim, victim_key) -> nn.Module``, the trained victim the thief
+        queries (the chapter passes a loader from the model cache; a module-level function, so
+        the variant pickles to training workers). Not part of the config.
     budget : number of queries Q (>= 1).
     mode : ``"hard"`` or ``"soft"`` (see the module docstring).
     query_seed : seed of the query set (which images, which crop/flip); independent of the
@@ -157,6 +156,7 @@ class ThiefVariant:
     budget: int
     mode: str = "hard"
     query_seed: int = 0
+    load_victim: Callable[[str, str], nn.Module] = field(compare=False, repr=False, kw_only=True)
 
     def __post_init__(self):
         _check_mode(self.mode)
@@ -168,10 +168,8 @@ class ThiefVariant:
                 "query_seed": self.query_seed}
 
     def inputs(self, train_x: torch.Tensor, train_y: torch.Tensor, seed: int):
-        from ..zoo import TrainingInputs
-
         x, _ = query_set(train_x, self.budget, self.query_seed)
-        targets = victim_answers(load_cached_model(self.victim, self.victim_key), x, self.mode)
+        targets = victim_answers(self.load_victim(self.victim, self.victim_key), x, self.mode)
         return TrainingInputs(train_x=x, train_y=targets, frozen=torch.ones(len(x), dtype=torch.bool))
 
     def initial_state(self, name: str, profile, seed: int) -> dict | None:

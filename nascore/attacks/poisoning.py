@@ -9,7 +9,7 @@ images has been
 * **relabelled** to ``(y + U{1..C-1}) mod C``: uniformly one of the *wrong* classes;
 
 the remaining images stay clean, with live augmentation. :class:`RandomLabelPoison` is that training
-set as a :class:`nascore.zoo.Variant`, so a poisoned model is trained by the same recipe and cached
+set as a training variant (:mod:`nascore.attacks.training`), so a poisoned model is trained by the same recipe and cached
 like every zoo model, with the poisoning config in its cache key::
 
     poisoned = zoo.get("darts", "quick", variant=RandomLabelPoison(rate=0.4))
@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..data import augment_once
+from .training import TrainingInputs
 
 NAME = "poison_random"
 
@@ -47,7 +48,7 @@ def poison_indices(n: int, rate: float, generator: torch.Generator) -> torch.Ten
 
 @dataclass(frozen=True)
 class RandomLabelPoison:
-    """Random wrong-label poisoning of a fraction ``rate`` of the training set (a zoo ``Variant``).
+    """Random wrong-label poisoning of a fraction ``rate`` of the training set (a training variant, :mod:`nascore.attacks.training`).
 
     Parameters
     ----------
@@ -111,9 +112,7 @@ class RandomLabelPoison:
         return x, y, frozen.to(train_x.device), idx
 
     def inputs(self, train_x: torch.Tensor, train_y: torch.Tensor, seed: int):
-        """The training data as the poisoned model sees it (:class:`nascore.zoo.TrainingInputs`)."""
-        from ..zoo import TrainingInputs
-
+        """The training data as the poisoned model sees it (:class:`~nascore.attacks.training.TrainingInputs`)."""
         x, y, frozen, _ = self.poison(train_x, train_y, seed)
         return TrainingInputs(x, y, frozen=frozen)
 

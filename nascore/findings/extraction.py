@@ -89,6 +89,11 @@ def victim_row(name: str, seed: int, entry) -> dict:
             "clean_acc": 100 * rec["metrics"]["test_acc"], "train_loss": rec["history"][-1]["train_loss"]}
 
 
+def victim_model(name: str, key: str):
+    """The trained victim a thief queries, by its cache key (:func:`nascore.zoo.load`), in eval mode."""
+    return zoo.load(name, key).model
+
+
 def _score_thief(name: str, profile_fields: dict, seed: int, variant: ThiefVariant, overrides: dict,
                  idx: torch.Tensor, victim_probs: torch.Tensor) -> dict:
     """Train (or load) one thief and score it on the test images ``idx`` (worker function)."""
@@ -123,7 +128,8 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
         probs = predict_probs(entry.model, data.test_x[idx])
         budgets = [(b, "hard") for b in profile.extraction_budgets] + [(b, "soft") for b in soft_budgets(profile)]
         for budget, mode in budgets:
-            variant = ThiefVariant(victim=name, victim_key=entry.record["key"], budget=budget, mode=mode)
+            variant = ThiefVariant(victim=name, victim_key=entry.record["key"], budget=budget, mode=mode,
+                                   load_victim=victim_model)
             zoo.resolve(name, profile, seed, variant=variant, **overrides)  # validates before any training
             jobs.append((name, profile.to_dict(), seed, variant, overrides, idx, probs))
     # the largest jobs first, so that the workers finish together

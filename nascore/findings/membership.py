@@ -27,7 +27,6 @@ import pandas as pd
 import torch
 
 from .. import zoo
-from ..attacks.extraction import load_cached_model
 from ..attacks.membership import (ARTIFACT_SEED, SCORE_ATTACKS, HopSkipJump, artifact_hopskipjump, artifact_members,
                                   auc_p_value, confidence_matched, folded_auc, lira_offline, logit_confidence,
                                   membership_scores, random_indices, roc_auc, tpr_at_fpr)
@@ -142,7 +141,7 @@ def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSe
     for attack in SCORE_ATTACKS:
         rows.append(_attack_rows(attack, s_labels, scores[attack], fold=False))
     if reference_keys:
-        ref_phi = np.stack([logit_confidence(predict(load_cached_model(name, k), torch.cat(
+        ref_phi = np.stack([logit_confidence(predict(zoo.load(name, k).model, torch.cat(
             [train_x[m_idx], pool_x[:sets.n_score]])), y_all) for k in reference_keys])
         scores["lira"] = lira_offline(logit_confidence(logits_all, y_all), ref_phi)
         rows.append(_attack_rows("lira", s_labels, scores["lira"], fold=False))

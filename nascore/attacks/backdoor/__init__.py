@@ -9,14 +9,15 @@ everything is batched on the images' device.
 * :class:`LatentBackdoor` — a trigger matched to the target class's mean feature (never run by the artifact);
 * :class:`IMC` — TrojanNN plus trigger re-optimisation every epoch (never run by the artifact).
 
-Injection by fine-tuning the clean zoo model: :func:`inject` / :func:`inject_many` (per-epoch evaluation,
-cached, resumable, parallel on CPU) or :class:`BackdoorFinetune` as a ``nascore.zoo`` Variant.
+Injection by fine-tuning the clean model: an :class:`InjectionJob` (per-epoch evaluation; run through the
+model cache, resumably and in parallel, by :mod:`nascore.findings.backdoor_injection`) or
+:class:`BackdoorFinetune`, a training variant (:mod:`nascore.attacks.training`).
 """
 from .badnet import BadNet, badnet
 from .base import Backdoor, BackdoorScore
 from .features import mean_features, pooled_features
 from .finetune import (ATTACKS, FINETUNE_RECIPE, MAX_CAD, MIN_CLEAN, BackdoorFinetune, InjectionJob, finetune_recipe,
-                       inject, inject_many, make_attack, pack_bits, select_epoch, training_subset, unpack_bits)
+                       make_attack, pack_bits, select_epoch, training_subset, unpack_bits)
 from .imc import IMC
 from .latent import LatentBackdoor
 from .trigger import Trigger
@@ -24,5 +25,5 @@ from .trojannn import TrojanNN
 
 __all__ = ["ATTACKS", "FINETUNE_RECIPE", "MAX_CAD", "MIN_CLEAN", "Backdoor", "BackdoorScore", "BadNet", "TrojanNN",
            "LatentBackdoor", "IMC", "Trigger", "BackdoorFinetune", "InjectionJob", "badnet", "make_attack",
-           "finetune_recipe", "inject", "inject_many", "select_epoch", "training_subset", "pack_bits", "unpack_bits",
+           "finetune_recipe", "select_epoch", "training_subset", "pack_bits", "unpack_bits",
            "pooled_features", "mean_features"]

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ...models.base import eval_mode
+from ...train import autocast
 from .trigger import Trigger
 
 
@@ -131,8 +132,6 @@ class Backdoor:
         Returns a :class:`BackdoorScore` (per image, on the CPU): ``.artifact`` and ``.standard`` are the
         two ASR countings (fractions).
         """
-        from ...train import autocast
-
         device = next(model.parameters()).device
         success = []
         with eval_mode(model):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...models.base import eval_mode
+
 
 def _split_head(model: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
     head = getattr(model, "head", None)
@@ -38,8 +40,6 @@ def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def mean_features(model: nn.Module, x_uint8: torch.Tensor, batch_size: int = 500,
                   device: torch.device | str | None = None) -> torch.Tensor:
     """Mean pooled feature vector ``(D,)`` over uint8 images (eval mode; every module's flag restored)."""
-    from ...models.base import eval_mode
-
     device = torch.device(device) if device is not None else next(model.parameters()).device
     total = None
     with eval_mode(model):

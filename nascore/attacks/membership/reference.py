@@ -2,7 +2,7 @@
 recipe as the attacked model, trained on its training set **minus** the candidate members, so
 every candidate is "out" for every reference model.
 
-:class:`HoldOutVariant` is a zoo :class:`~nascore.zoo.Variant`: the held-out images are the
+:class:`HoldOutVariant` is a training variant (:mod:`nascore.attacks.training`): the held-out images are the
 first ``n_held_out`` of a seeded permutation of the training split — the same call
 (:func:`~nascore.attacks.membership.sets.random_indices`) that draws the score-based members.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..training import TrainingInputs
 from .sets import random_indices
 
 __all__ = ["HoldOutVariant"]
@@ -32,8 +33,6 @@ class HoldOutVariant:
         return {"purpose": "lira_reference", "n_held_out": self.n_held_out, "held_out_seed": self.held_out_seed}
 
     def inputs(self, train_x: torch.Tensor, train_y: torch.Tensor, seed: int):
-        from ...zoo import TrainingInputs
-
         keep = torch.ones(len(train_x), dtype=torch.bool)
         keep[random_indices(len(train_x), self.n_held_out, self.held_out_seed)] = False
         return TrainingInputs(train_x=train_x[keep], train_y=train_y[keep])
