@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import augment_once
-from ..models.base import eval_mode
+from ..models.predict import predict
 from .training import TrainingInputs
 
 __all__ = ["MODES", "THIEF_RECIPE", "ThiefVariant", "query_set", "victim_answers", "predict_probs", "per_image_ce",
@@ -95,16 +95,13 @@ def victim_answers(victim: nn.Module, x_uint8: torch.Tensor, mode: str, batch_si
     return probs.argmax(dim=1) if mode == "hard" else probs
 
 
-@torch.no_grad()
 def predict_probs(model: nn.Module, x_uint8: torch.Tensor, batch_size: int = 500, log: bool = False) -> torch.Tensor:
     """Softmax probabilities (or log-probabilities) ``(N, K)`` float32 on the CPU; fp32, eval mode."""
-    dev = next(model.parameters()).device
-    out = []
-    with eval_mode(model):
-        for i in range(0, len(x_uint8), batch_size):
-            logits = model(x_uint8[i:i + batch_size].to(dev).float().div_(255)).float()
-            out.append((F.log_softmax(logits, dim=1) if log else logits.softmax(dim=1)).cpu())
-    return torch.cat(out)
+    def probabilities(logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        return F.log_softmax(logits, dim=1) if log else logits.softmax(dim=1)
+
+    return predict(model, x_uint8, batch_size, reduce=probabilities)
 
 
 def per_image_ce(victim_probs: torch.Tensor, thief_log_probs: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from ...models.base import eval_mode
-from ...train import autocast
+from ...models.predict import predict
 from .trigger import Trigger
 
 
@@ -123,7 +122,6 @@ class Backdoor:
         out = torch.cat((stamped, x)).contiguous(memory_format=torch.channels_last)
         return out, torch.cat((torch.full((k,), self.target, dtype=y.dtype, device=y.device), y))
 
-    @torch.inference_mode()
     def asr(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
             precision: str = "fp32") -> BackdoorScore:
         """Classify the stamped images ``x`` (float [0,1] or uint8) with ``model`` in eval mode
@@ -132,16 +130,10 @@ class Backdoor:
         Returns a :class:`BackdoorScore` (per image, on the CPU): ``.artifact`` and ``.standard`` are the
         two ASR countings (fractions).
         """
-        device = next(model.parameters()).device
-        success = []
-        with eval_mode(model):
-            for start in range(0, len(x), batch_size):
-                xb = x[start:start + batch_size].to(device)
-                xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
-                with autocast(device, precision):
-                    pred = model(self.stamp(xb.contiguous(memory_format=torch.channels_last))).argmax(1)
-                success.append((pred == self.target).cpu())
-        success_t = torch.cat(success) if success else torch.zeros(0, dtype=torch.bool)
+        if len(x) == 0:
+            return BackdoorScore(torch.zeros(0, dtype=torch.bool), y.cpu() == self.target)
+        success_t = predict(lambda xb: model(self.stamp(xb)), x, batch_size, module=model, channels_last=True,
+                            precision=precision, reduce=lambda logits: logits.argmax(1) == self.target)
         return BackdoorScore(success_t, (y.cpu() == self.target))
 
     # ------------------------------------------------------------------ model-specific hooks

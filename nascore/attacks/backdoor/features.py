@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...models.base import eval_mode
+from ...models.predict import predict
 
 
 def _split_head(model: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
@@ -40,13 +40,11 @@ def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def mean_features(model: nn.Module, x_uint8: torch.Tensor, batch_size: int = 500,
                   device: torch.device | str | None = None) -> torch.Tensor:
     """Mean pooled feature vector ``(D,)`` over uint8 images (eval mode; every module's flag restored)."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    total = None
-    with eval_mode(model):
-        for start in range(0, len(x_uint8), batch_size):
-            xb = x_uint8[start:start + batch_size].to(device).float().div_(255)
-            f = pooled_features(model, xb.contiguous(memory_format=torch.channels_last)).float().sum(0)
-            total = f if total is None else total + f
-    if total is None:
+    if len(x_uint8) == 0:
         raise ValueError("mean_features needs at least one image")
+    sums = predict(lambda xb: pooled_features(model, xb), x_uint8, batch_size, module=model, device=device,
+                   channels_last=True, reduce=lambda f: f.float().sum(0)[None])  # (batches, D)
+    total = sums[0]
+    for batch_sum in sums[1:]:  # a running sum over the batches, in order (its rounding depends on batch_size)
+        total = total + batch_sum
     return total / len(x_uint8)
