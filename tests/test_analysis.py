@@ -211,21 +211,19 @@ def quadratic(eigs, seed=0):
 @pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
 def test_power_iteration_recovers_top_eigenvalue_of_quadratic(method):
     A, theta, f = quadratic([10.0, 6.0, 3.0, 1.0, 0.5, -2.0, -4.0, 0.1])
-    lam, hist = top_eigenvalue(f, params=theta, iters=200, tol=1e-9, method=method)
-    assert lam == pytest.approx(10.0, rel=1e-3)
-    assert len(hist) < 200                                 # converged and stopped
+    res = top_eigenvalue(f, params=theta, max_iter=200, tol=1e-9, method=method)
+    assert res.eigenvalue == pytest.approx(10.0, rel=1e-3)
+    assert len(res.history) < 200                          # converged and stopped
     # dict parameters work the same way
-    lam2, _ = top_eigenvalue(lambda d: f(d["w"]), params={"w": theta}, iters=200, tol=1e-9,
-                             method=method)
-    assert lam2 == pytest.approx(10.0, rel=1e-3)
+    res2 = top_eigenvalue(lambda d: f(d["w"]), params={"w": theta}, max_iter=200, tol=1e-9, method=method)
+    assert res2.eigenvalue == pytest.approx(10.0, rel=1e-3)
 
 
 def test_hutchinson_is_exact_for_diagonal_hessian():
     # z^T D z = tr(D) for every Rademacher z: zero variance.
     d = torch.tensor([3.0, -1.0, 0.5, 7.0], dtype=torch.float64)
-    mean, se = hessian_trace(lambda t: 0.5 * (d * t * t).sum(), params=torch.ones(4,
-                             dtype=torch.float64), n_samples=5)
-    assert mean == pytest.approx(9.5, abs=1e-12) and se == pytest.approx(0.0, abs=1e-12)
+    res = hessian_trace(lambda t: 0.5 * (d * t * t).sum(), params=torch.ones(4, dtype=torch.float64), n_samples=5)
+    assert res.trace == pytest.approx(9.5, abs=1e-12) and res.stderr == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])
@@ -278,7 +276,8 @@ def test_hutchinson_trace_and_top_eigenvalue_of_small_network():
     # Rademacher variance is 2 * sum_{i != j} H_ij^2: large here (std ~1.4x the trace), so many
     # probes; double-backward is the fastest HVP on a tiny model (both methods tested above).
     n = 3000
-    mean, se = hessian_trace(m, x, y, n_samples=n, seed=0, tol=None, method="double-backward")
+    tr = hessian_trace(m, x, y, n_samples=n, seed=0, tol=None, method="double-backward")
+    mean, se = tr.trace, tr.stderr
     exact = float(torch.trace(H))
     exact_se = (2 * float(H.square().sum() - H.diagonal().square().sum()) / n) ** 0.5
     assert exact_se < 0.03 * abs(exact)                    # the test has power against a 10% bias
@@ -286,8 +285,8 @@ def test_hutchinson_trace_and_top_eigenvalue_of_small_network():
     assert se == pytest.approx(exact_se, rel=0.15)         # reported stderr is calibrated
     ev = torch.linalg.eigvalsh(H)
     top = float(ev[ev.abs().argmax()])
-    lam, _ = top_eigenvalue(m, x, y, iters=300, tol=1e-10)  # default method (torch.func)
-    assert lam == pytest.approx(top, rel=1e-3)
+    res = top_eigenvalue(m, x, y, max_iter=300, tol=1e-10)  # default method (torch.func)
+    assert res.eigenvalue == pytest.approx(top, rel=1e-3)
 
 
 
@@ -303,8 +302,7 @@ def test_power_iteration_converges_within_tol_and_reports_it():
     assert abs(h[-1] - h[-2]) / abs(h[-1]) == pytest.approx(res.rel_change)
     assert abs(h[-2] - h[-3]) / abs(h[-2]) >= 1e-6          # it stopped at the first step below tol
     assert res.eigenvalue == pytest.approx(10.0, rel=1e-5)
-    lam, hist = res                                          # legacy unpacking
-    assert lam == res.eigenvalue and hist == list(res.history)
+    assert res.which == "magnitude" and res.largest_magnitude == res.eigenvalue and not res.shifted
 
 
 def test_power_iteration_reports_not_converged_when_cap_is_hit():
@@ -315,9 +313,6 @@ def test_power_iteration_reports_not_converged_when_cap_is_hit():
                            tol=1e-6, seed=2)
     assert not slow.converged and slow.iterations == 15 and slow.rel_change >= 1e-6
     assert slow.max_iter == 15 and slow.tol == 1e-6
-    legacy = power_iteration(lambda v: {"theta": op(v["theta"])}, {"theta": theta}, iters=15,
-                             tol=1e-6, seed=2)
-    assert legacy.history == slow.history                    # ``iters`` is the old name
     done = power_iteration(lambda v: {"theta": op(v["theta"])}, {"theta": theta}, max_iter=5000,
                            tol=1e-6, seed=2)
     assert done.converged and done.iterations > 15
@@ -332,6 +327,54 @@ def test_power_iteration_rejects_bad_arguments():
         top_eigenvalue(f, params=theta, tol=0)
     with pytest.raises(ValueError, match="data whose loss"):
         top_eigenvalue(tiny_mlp(), None, None)
+    with pytest.raises(ValueError, match="which"):
+        top_eigenvalue(f, params=theta, which="smallest")
+    with pytest.raises(TypeError):
+        top_eigenvalue(f, params=theta, iters=10)                # the one name is max_iter
+
+
+# ------------------------------------------------------------------------------------------
+# the largest algebraic eigenvalue (shifted power iteration), as chapter 3 uses it
+# ------------------------------------------------------------------------------------------
+def _diagonal_quadratic(diag):
+    a = torch.tensor(diag, dtype=torch.float64)
+    w = {"w": torch.zeros(len(diag), dtype=torch.float64)}
+    return hvp_fn(lambda p: 0.5 * (a * p["w"] ** 2).sum(), w), w
+
+
+@pytest.mark.parametrize("diag, top, magnitude, shifted", [((-5.0, 1.0, 2.0), 2.0, -5.0, True),
+                                                           ((3.0, 1.0, -0.5), 3.0, 3.0, False)])
+def test_largest_eigenvalue_is_algebraic_not_magnitude(diag, top, magnitude, shifted):
+    op, like = _diagonal_quadratic(diag)
+    r = power_iteration(op, like, max_iter=500, tol=1e-10, which="algebraic")
+    assert r.eigenvalue == pytest.approx(top, rel=1e-6)
+    assert r.largest_magnitude == pytest.approx(magnitude, rel=1e-6)
+    assert r.shifted is shifted and r.converged and r.which == "algebraic"
+    assert r.history[-1] == r.eigenvalue and len(r.history) == r.iterations      # both runs, in λ units
+    plain = power_iteration(op, like, max_iter=500, tol=1e-10)                   # which="magnitude"
+    assert plain.eigenvalue == pytest.approx(magnitude, rel=1e-6) and not plain.shifted
+
+
+def test_largest_eigenvalue_reports_non_convergence():
+    op, like = _diagonal_quadratic((1.0, 0.999, 0.998, -0.5))
+    r = power_iteration(op, like, max_iter=3, tol=1e-12, which="algebraic")
+    assert not r.converged and r.iterations == 3
+
+
+def test_largest_eigenvalue_of_a_model_matches_the_dense_hessian():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 2, 3)).double().eval()
+    x, y = torch.rand(16, 3, 2, 2, dtype=torch.float64), torch.randint(0, 3, (16,))
+    r = top_eigenvalue(model, x, y, max_iter=2000, tol=1e-10, which="algebraic")
+    params = dict(model.named_parameters())
+    flat = torch.cat([p.detach().flatten() for p in params.values()])
+
+    def loss(v):
+        w, b = v[:36].view(3, 12), v[36:]
+        return nn.functional.cross_entropy(x.flatten(1) @ w.T + b, y)
+
+    eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat))
+    assert r.eigenvalue == pytest.approx(float(eig.max()), rel=1e-4)
 
 
 def test_hutchinson_stops_at_tolerance_or_cap():
@@ -354,8 +397,6 @@ def test_hutchinson_stops_at_tolerance_or_cap():
     assert fixed.converged is None and fixed.samples == capped.samples
     loose = hessian_trace(g, params=theta, n_samples=400, tol=0.2, seed=1, min_samples=10)
     assert loose.converged and 10 <= loose.n_probes < 400 and loose.rel_stderr < 0.2
-    mean, se = loose                                         # legacy unpacking
-    assert (mean, se) == (loose.trace, loose.stderr)
 
 
 def test_hessian_is_of_the_data_passed_and_batching_is_exact():

@@ -7,8 +7,9 @@
   directions, Li et al. 2018; or the artifact's first-conv ±1 mode) and input space (protocol
   §5.2, Eq. 12), and the sharpness number; :mod:`.directions` builds the directions and
   :mod:`.contour_plot` draws several models on one colour scale.
-* :mod:`.hessian` — top eigenvalue (power iteration to a tolerance) and trace (Hutchinson 1989)
-  with their convergence records, on Hessian-vector products from :mod:`.hvp`, PyHessian-style
+* :mod:`.hessian` — the one eigenvalue estimator (power iteration to a tolerance; the eigenvalue of
+  largest magnitude or, shifted, the largest one) and the trace (Hutchinson 1989) with their
+  convergence records, on Hessian-vector products from :mod:`.hvp`, PyHessian-style
   (Yao et al. 2020). **An addition to the paper** (§5.3).
 
 All analyses take a model mapping ``(N, 3, H, W)`` [0,1] images to logits, run it in eval mode
@@ -21,7 +22,7 @@ from .directions import (balanced_sign_directions, cosine, filter_normalized_dir
                          input_directions)
 from .grad_variance import (GVResult, eval_mode, gradient_variance, gradient_variance_loop,
                             trainable_parameters)
-from .hessian import (EigenResult, TraceResult, hessian_trace, hutchinson, power_iteration,
+from .hessian import (WHICH, EigenResult, TraceResult, hessian_trace, hutchinson, power_iteration,
                       top_eigenvalue)
 from .hvp import HVP, hvp, hvp_fn
 
@@ -29,7 +30,7 @@ __all__ = [
     "GVResult", "gradient_variance", "gradient_variance_loop", "eval_mode",
     "trainable_parameters",
     "HVP", "hvp", "hvp_fn", "power_iteration", "hutchinson", "top_eigenvalue", "hessian_trace",
-    "EigenResult", "TraceResult",
+    "EigenResult", "TraceResult", "WHICH",
     "ContourResult", "balanced_sign_directions", "filter_normalized_directions", "cosine",
     "first_conv", "grid_coordinates", "parameter_contour", "input_contour", "input_directions",
     "flatness", "plot_contour", "plot_contours", "MODES", "DEFAULT_SPAN", "BOOK_WIDTH_IN",

@@ -4,7 +4,7 @@
 analytically and show it through loss contours; the artifact has no Hessian script (protocol
 ``automl-security.md`` §5.3), so any number from this module must be labelled as an addition.
 In the convergence bound of protocol §5.4 the smoothness constant ``beta`` bounds the largest
-Hessian eigenvalue, which :func:`top_eigenvalue` estimates.
+Hessian eigenvalue, which :func:`top_eigenvalue` estimates (``which="algebraic"``).
 
 **Which loss.** The Hessian is that of the mean loss on **the data the caller passes** (``x``,
 ``y``): for a claim about the test loss pass test images, for the training loss training
@@ -14,9 +14,19 @@ images. The functions draw no data themselves; results record ``n_images``.
   start (PyHessian, Yao et al. 2020). Step ``k``: ``lam_k = v_k . H v_k`` (Rayleigh quotient),
   ``v_{k+1} = H v_k / ||H v_k||``. Stops at the first ``k >= 2`` with
   ``|lam_k - lam_{k-1}| / |lam_k| < tol`` (default 1e-3) — **converged** — or after
-  ``max_iter`` products — **not converged**. Returns :class:`EigenResult`: the eigenvalue of
-  largest **magnitude**, iterations used, the final relative change and the flag. The rate is
-  ``(lam_2 / lam_1)^2`` per step: close top eigenvalues need many steps.
+  ``max_iter`` products — **not converged**. The rate is ``(lam_2 / lam_1)^2`` per step: close
+  top eigenvalues need many steps. ``which`` says which eigenvalue is returned (scipy's
+  ``eigsh`` calls them ``"LM"`` and ``"LA"``):
+
+  - ``"magnitude"`` (default): the eigenvalue of largest **magnitude** ``lam_1``, signed — what
+    power iteration converges to.
+  - ``"algebraic"``: the **largest** eigenvalue ``lam_max`` (the sharpness a smoothness claim is
+    about). If ``lam_1 >= 0`` it is ``lam_1``. If ``lam_1 < 0``, a second power iteration on
+    ``H - lam_1 I`` (eigenvalues ``lam_i - lam_1 >= 0`` when ``lam_1`` is the smallest; start seed
+    ``seed + 1``) gives ``mu = lam_max - lam_1``, so ``lam_max = mu + lam_1``.
+
+  Returns :class:`EigenResult`: the eigenvalue, iterations used, the final relative change, the
+  flag, and for ``"algebraic"`` whether the shift was needed.
 * :func:`hessian_trace` / :func:`hutchinson` — Hutchinson's estimator (Hutchinson 1989):
   ``tr(H) = E[z . H z]`` for Rademacher ``z``; the mean of the probes and its standard error
   ``std(ddof=1) / sqrt(n)``. With ``tol``, probing stops once ``stderr / |mean| < tol`` (after
@@ -24,14 +34,13 @@ images. The functions draw no data themselves; results record ``n_images``.
   :class:`TraceResult`. Stopping on the data biases the mean slightly toward larger ``|mean|``
   (optional stopping); ``tol=None`` runs exactly ``n_samples`` probes.
 
-Both results unpack like the old tuples (``lam, history = top_eigenvalue(...)``,
-``mean, se = hessian_trace(...)``). Units: loss units per (parameter unit)^2.
+Units: loss units per (parameter unit)^2.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Union
+from dataclasses import dataclass, replace
+from typing import Callable, Literal, Union
 
 import torch
 from torch import nn
@@ -39,17 +48,26 @@ from torch import nn
 from .hvp import HVP, Params, hvp, hvp_fn
 
 __all__ = ["EigenResult", "TraceResult", "power_iteration", "hutchinson", "top_eigenvalue",
-           "hessian_trace", "HVP", "hvp", "hvp_fn"]
+           "hessian_trace", "HVP", "hvp", "hvp_fn", "WHICH"]
+
+Which = Literal["magnitude", "algebraic"]
+#: The eigenvalues :func:`power_iteration` can return (module docstring).
+WHICH: tuple[str, ...] = ("magnitude", "algebraic")
 
 
 @dataclass(frozen=True)
 class EigenResult:
-    """Top eigenvalue by power iteration and how the iteration ended.
+    """An eigenvalue by power iteration and how the iteration ended.
 
-    ``eigenvalue``: the last Rayleigh quotient. ``iterations``: Hessian-vector products used.
-    ``rel_change``: ``|lam_k - lam_{k-1}| / |lam_k|`` at the last step (``inf`` after one
-    step). ``converged``: ``rel_change < tol`` (or ``H v = 0`` exactly). ``history``: every
-    Rayleigh quotient. ``n_images``: samples in the loss (None for a plain function).
+    ``eigenvalue``: the eigenvalue ``which`` names (module docstring), from the last Rayleigh
+    quotient. ``iterations``: operator applications (Hessian-vector products), both runs where
+    the shift was needed. ``rel_change``: ``|lam_k - lam_{k-1}| / |lam_k|`` at the last step of
+    the last run (``inf`` after one step). ``converged``: every run reached ``rel_change < tol``
+    (or ``H v = 0`` exactly). ``history``: every Rayleigh quotient, the shifted run's with the
+    shift added back (so in the eigenvalue's units; the last entry is ``eigenvalue``).
+    ``largest_magnitude``: the eigenvalue of largest magnitude, signed (the first run's result).
+    ``shifted``: the second, shifted run was needed (``"algebraic"`` with ``largest_magnitude < 0``).
+    ``n_images``: samples in the loss (None for a plain function).
     """
 
     eigenvalue: float
@@ -59,11 +77,11 @@ class EigenResult:
     tol: float
     max_iter: int
     history: tuple[float, ...]
+    which: str = "magnitude"
+    largest_magnitude: float = math.nan
+    shifted: bool = False
     n_images: int | None = None
     method: str | None = None
-
-    def __iter__(self):  # legacy unpacking: ``lam, history = top_eigenvalue(...)``
-        return iter((self.eigenvalue, list(self.history)))
 
 
 @dataclass(frozen=True)
@@ -85,9 +103,6 @@ class TraceResult:
     samples: tuple[float, ...]
     n_images: int | None = None
     method: str | None = None
-
-    def __iter__(self):  # legacy unpacking: ``mean, se = hessian_trace(...)``
-        return iter((self.trace, self.stderr))
 
 
 def _dot(a: Params, b: Params) -> torch.Tensor:
@@ -112,15 +127,8 @@ def _rel_change(lam: float, prev: float) -> float:
     return abs(lam - prev) / abs(lam) if lam != 0 else math.inf
 
 
-def power_iteration(hv: Callable, like: Params, max_iter: int = 100, tol: float = 1e-3,
-                    seed: int = 0, *, iters: int | None = None) -> EigenResult:
-    """Largest-magnitude eigenvalue of the operator ``hv`` (module docstring for the rule).
-
-    ``like``: dict of tensors giving the vectors' shapes. ``seed``: CPU generator of the
-    Gaussian start. ``iters``: old name of ``max_iter``.
-    """
-    if iters is not None:
-        max_iter = iters
+def _power_run(hv: Callable, like: Params, max_iter: int, tol: float, seed: int) -> EigenResult:
+    """One power iteration: the eigenvalue of largest magnitude of ``hv``."""
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
     if not tol > 0:
@@ -146,7 +154,33 @@ def power_iteration(hv: Callable, like: Params, max_iter: int = 100, tol: float 
         v = {k: t / nrm for k, t in w.items()}
     return EigenResult(eigenvalue=history[-1], iterations=len(history), rel_change=rel,
                        converged=converged, tol=float(tol), max_iter=max_iter,
-                       history=tuple(history))
+                       history=tuple(history), largest_magnitude=history[-1])
+
+
+def power_iteration(hv: Callable, like: Params, max_iter: int = 100, tol: float = 1e-3,
+                    seed: int = 0, *, which: Which = "magnitude") -> EigenResult:
+    """The eigenvalue ``which`` names — of largest magnitude, or the largest (algebraic) — of the
+    symmetric operator ``hv`` (dict of tensors -> dict of tensors), by power iteration (module
+    docstring for the rule and the shift).
+
+    ``like``: dict of tensors giving the vectors' shapes. ``seed``: CPU generator of the
+    Gaussian start (``seed + 1`` for the shifted run). ``max_iter`` and ``tol`` apply to each run.
+    """
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+    first = _power_run(hv, like, max_iter, tol, seed)
+    if which == "magnitude" or first.eigenvalue >= 0:
+        return replace(first, which=which)
+    lam = first.eigenvalue
+
+    def shifted(v):
+        return {k: hv_k - lam * v[k] for k, hv_k in hv(v).items()}
+
+    res = _power_run(shifted, like, max_iter, tol, seed + 1)
+    return EigenResult(eigenvalue=res.eigenvalue + lam, iterations=first.iterations + res.iterations,
+                       rel_change=res.rel_change, converged=bool(first.converged and res.converged),
+                       tol=float(tol), max_iter=max_iter, history=first.history + tuple(h + lam for h in res.history),
+                       which=which, largest_magnitude=lam, shifted=True)
 
 
 def hutchinson(hv: Callable, like: Params, n_samples: int = 100, seed: int = 0,
@@ -203,10 +237,11 @@ def _op_method(op, inner) -> str:
 
 def top_eigenvalue(model: Union[nn.Module, Callable], x: torch.Tensor | None = None,
                    y: torch.Tensor | None = None, max_iter: int = 100, tol: float = 1e-3,
-                   seed: int = 0, *, params: Params | torch.Tensor | None = None,
+                   seed: int = 0, *, which: Which = "magnitude", params: Params | torch.Tensor | None = None,
                    loss_fn: Callable | None = None, method: str = "auto",
-                   batch_size: int | None = None, iters: int | None = None) -> EigenResult:
-    """Top Hessian eigenvalue (largest magnitude) of the loss on ``(x, y)``, power iteration.
+                   batch_size: int | None = None) -> EigenResult:
+    """A top Hessian eigenvalue of the loss on ``(x, y)`` by power iteration: of largest magnitude
+    (``which="magnitude"``) or the largest (``which="algebraic"``, shifted where needed).
 
     Parameters
     ----------
@@ -218,25 +253,24 @@ def top_eigenvalue(model: Union[nn.Module, Callable], x: torch.Tensor | None = N
         **The data the claim names** (e.g. test images and labels for the test loss),
         ``(N, 3, H, W)`` and ``(N,)``; evaluated in batches of ``batch_size`` (None: all).
     max_iter, tol : int, float
-        Cap on Hessian-vector products and the relative-change tolerance (module docstring).
+        Cap on Hessian-vector products and the relative-change tolerance, per run (module docstring).
     seed : int
         Seed of the Gaussian start.
+    which : {"magnitude", "algebraic"}
+        Which eigenvalue (module docstring): largest magnitude (signed), or largest algebraic.
     method : {"auto", "forward-over-reverse", "double-backward"}
         How ``H v`` is computed (:mod:`.hvp`).
-    iters : int, optional
-        Old name of ``max_iter``.
 
     Returns
     -------
     EigenResult
         ``eigenvalue``, ``iterations``, ``rel_change``, ``converged``, ``history``,
-        ``n_images``. An addition to the paper (protocol §5.3).
+        ``largest_magnitude``, ``shifted``, ``n_images``. An addition to the paper (protocol §5.3).
     """
     op, inner, n_images = _resolve(model, x, y, params, loss_fn, method, batch_size)
     like = {"theta": inner.params["theta"]} if inner is not None else op.params
-    res = power_iteration(op, like, max_iter=max_iter, tol=tol, seed=seed, iters=iters)
-    return EigenResult(**{**res.__dict__, "n_images": n_images,
-                          "method": _op_method(op, inner)})
+    res = power_iteration(op, like, max_iter=max_iter, tol=tol, seed=seed, which=which)
+    return replace(res, n_images=n_images, method=_op_method(op, inner))
 
 
 def hessian_trace(model: Union[nn.Module, Callable], x: torch.Tensor | None = None,
@@ -255,5 +289,4 @@ def hessian_trace(model: Union[nn.Module, Callable], x: torch.Tensor | None = No
     op, inner, n_images = _resolve(model, x, y, params, loss_fn, method, batch_size)
     like = {"theta": inner.params["theta"]} if inner is not None else op.params
     res = hutchinson(op, like, n_samples=n_samples, seed=seed, tol=tol, min_samples=min_samples)
-    return TraceResult(**{**res.__dict__, "n_images": n_images,
-                          "method": _op_method(op, inner)})
+    return replace(res, n_images=n_images, method=_op_method(op, inner))
