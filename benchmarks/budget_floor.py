@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nascore.report.stats import smallest_attainable_p
+from nascore.report.estimators import smallest_attainable_p
 
 ROOT = Path(__file__).resolve().parent.parent
 CORES = 2

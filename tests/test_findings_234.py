@@ -49,7 +49,7 @@ def _fake_sets(monkeypatch, masks, total):
     seen = []
     x = torch.arange(total, dtype=torch.uint8).view(total, 1, 1, 1).expand(total, 3, 2, 2)
     y = torch.zeros(total, dtype=torch.long)
-    monkeypatch.setattr(evasion, "test_subset", lambda entry, data: (x, y))
+    monkeypatch.setattr(evasion, "evaluation_subset", lambda entry, data: (x, y))
 
     def fake(model, xs, ys):
         idx = xs[:, 0, 0, 0].long()
@@ -144,44 +144,17 @@ def test_step_gap_signs():
 
 
 # ----------------------------------------------------------------------------- chapter 3
-def _quadratic(diag):
-    from nascore.analysis import hvp_fn
+def test_eigen_columns_name_the_algebraic_and_the_magnitude_eigenvalue():
+    """The estimator is tested in tests/test_analysis.py; here: which result field becomes which column."""
+    from nascore.analysis import hvp_fn, power_iteration
 
-    a = torch.tensor(diag, dtype=torch.float64)
-    w = {"w": torch.zeros(len(diag), dtype=torch.float64)}
-    return hvp_fn(lambda p: 0.5 * (a * p["w"] ** 2).sum(), w), w
-
-
-@pytest.mark.parametrize("diag, top, magnitude, shifted", [((-5.0, 1.0, 2.0), 2.0, -5.0, True),
-                                                           ((3.0, 1.0, -0.5), 3.0, 3.0, False)])
-def test_largest_eigenvalue_is_algebraic_not_magnitude(diag, top, magnitude, shifted):
-    op, like = _quadratic(diag)
-    r = smoothness.largest_eigenvalue(op, like, max_iter=500, tol=1e-10)
-    assert r["top_eig"] == pytest.approx(top, rel=1e-6)
-    assert r["top_eig_abs"] == pytest.approx(magnitude, rel=1e-6)
-    assert r["eig_shifted"] is shifted and r["eig_converged"]
-
-
-def test_largest_eigenvalue_reports_non_convergence():
-    op, like = _quadratic((1.0, 0.999, 0.998, -0.5))
-    r = smoothness.largest_eigenvalue(op, like, max_iter=3, tol=1e-12)
-    assert not r["eig_converged"] and r["eig_iterations"] == 3
-
-
-def test_top_eigen_of_a_model_matches_the_dense_hessian(one_thread):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 2, 3)).double().eval()
-    x, y = torch.rand(16, 3, 2, 2, dtype=torch.float64), torch.randint(0, 3, (16,))
-    r = smoothness.top_eigen(model, x, y, max_iter=2000, tol=1e-10)
-    params = dict(model.named_parameters())
-    flat = torch.cat([p.detach().flatten() for p in params.values()])
-
-    def loss(v):
-        w, b = v[:36].view(3, 12), v[36:]
-        return nn.functional.cross_entropy(x.flatten(1) @ w.T + b, y)
-
-    eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat))
-    assert r["top_eig"] == pytest.approx(float(eig.max()), rel=1e-4)
+    a = torch.tensor((-5.0, 1.0, 2.0), dtype=torch.float64)
+    w = {"w": torch.zeros(3, dtype=torch.float64)}
+    r = smoothness.eigen_columns(power_iteration(hvp_fn(lambda p: 0.5 * (a * p["w"] ** 2).sum(), w), w,
+                                                 max_iter=500, tol=1e-10, which="algebraic"))
+    assert list(r) == ["top_eig_abs", "eig_shifted", "top_eig", "eig_iterations", "eig_converged", "eig_rel_change"]
+    assert r["top_eig"] == pytest.approx(2.0, rel=1e-6) and r["top_eig_abs"] == pytest.approx(-5.0, rel=1e-6)
+    assert r["eig_shifted"] is True and r["eig_converged"] is True
 
 
 def test_chain_table_merges_on_model_and_seed():

@@ -1,7 +1,7 @@
 """nascore.report: the claims table, the statistics registry, the verdict rules and result files.
 
 Constructed cases with known answers; each test fails if a rule, a sign or a size is wrong.
-Estimators against the libraries: tests/test_report_stats.py; the paper's data:
+Estimators against the libraries: tests/test_report_estimators.py; the paper's data:
 tests/test_report_paper.py; the scorecard: tests/test_report_scorecard.py.
 """
 from __future__ import annotations
@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nascore.report import (COLUMNS, INCONCLUSIVE, NOT_MEASURABLE, NOT_REPRODUCED, REPRODUCED, DiffEstimate,
+from nascore.report import (COLUMNS, INCONCLUSIVE, NOT_MEASURABLE, NOT_REPRODUCED, REPRODUCED, Claim, DiffEstimate,
                             apply_holm, claims, compare_extreme, compare_families, compare_paired,
-                            compare_to_baseline, compare_values, get, role, statistic, tables, verdict,
-                            verdict_table)
+                            compare_to_baseline, compare_values, get, role, statistic, tables, verdict_table)
 from nascore.report.statistics import STATISTICS, Statistic, register
-from nascore.report.verdict import decide, not_measurable
+from nascore.report.verdict import decide, measured_text, not_measurable, size_words
 
 # --------------------------------------------------------------------------- claims and registry
 #: The pre-registered primaries other engineers rely on (issue 9).
@@ -91,8 +90,8 @@ def test_register_adds_exploratory_only_and_refuses_conflicts():
 
 def test_claim_validation_rejects_inconsistent_sign():
     with pytest.raises(ValueError, match="side"):
-        claims.Claim(id="x", paper="automl-security", statement="s", primary="pgd_asr", direction="less",
-                     expected=3.0, tolerance=1.0, source="-")
+        Claim(id="x", paper="automl-security", statement="s", primary="pgd_asr", direction="less",
+              expected=3.0, tolerance=1.0, source="-")
     with pytest.raises(KeyError, match="evasion.pgd_asr"):
         get("nope")
 
@@ -109,11 +108,13 @@ def test_decide_rule_direction_p_veto_and_informational():
     assert decide("deepsloth.efficacy_reduction", 0.85, 0.97, 0.2)[0] == INCONCLUSIVE   # crosses 0.9
 
 
-def test_verdict_compatibility_function_and_too_few():
-    v = verdict("evasion.pgd_asr", DiffEstimate(10.0, 6.0, 14.0, 10, 7), 0.001)
-    assert v.label == REPRODUCED and "percentage points" in v.reason and v.size.startswith("within")
-    v = verdict("evasion.pgd_asr", DiffEstimate(10.0, math.nan, math.nan, 1, 7), 0.5)
-    assert v.label == INCONCLUSIVE and "Fewer than 2" in v.reason
+def test_decided_row_words_and_too_few_units():
+    claim, est = get("evasion.pgd_asr"), DiffEstimate(10.0, 6.0, 14.0, 10, 7)
+    assert decide(claim, est.low, est.high, 0.001)[0] == REPRODUCED
+    assert "percentage points" in measured_text(claim, statistic("pgd_asr"), est, 0.001, "permutation", "10 vs 7")
+    assert size_words(claim, statistic("pgd_asr"), est).startswith("within")
+    one = compare_families(_zoo([10.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]), "pgd_asr", n_boot=500, confounds=())
+    assert one["label"] == INCONCLUSIVE and "Fewer than 2" in one["text"]
 
 
 # --------------------------------------------------------------------------- not measurable
@@ -187,7 +188,7 @@ def test_model_confounds_from_zoo_records():
 
     import torch
 
-    from nascore.report import add_confounds, model_confounds
+    from nascore.report import add_confounds, entry_confounds, model_confounds
 
     lin = torch.nn.Linear(3, 2)                                     # 8 parameters
     entries = {("darts", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.5, "final_train_loss": 1.25,
@@ -196,6 +197,7 @@ def test_model_confounds_from_zoo_records():
                                                                    "history": [{"train_loss": 2.0}, {"train_loss": 1.5}]})}
     conf = model_confounds(entries)
     assert conf[["params", "clean_acc", "train_loss"]].values.tolist() == [[8, 50.0, 1.25], [8, 25.0, 1.5]]
+    assert entry_confounds(entries[("resnet18", 0)]) == {"params": 8, "clean_acc": 25.0, "train_loss": 1.5}
     merged = add_confounds(pd.DataFrame({"model": ["darts", "resnet18"], "seed": [0, 0], "clean_acc": [1.0, 2.0]}),
                            entries)
     assert merged["clean_acc"].tolist() == [1.0, 2.0] and merged["train_loss"].tolist() == [1.25, 1.5]
@@ -291,7 +293,9 @@ def test_apply_holm_uses_adjusted_p_for_primary_rows_only():
 # --------------------------------------------------------------------------- verdicts table
 def test_verdict_table_has_the_documented_columns_in_order(tmp_path):
     row = compare_families(_zoo([10, 11, 12], [1, 2, 3.0]), "pgd_asr", n_boot=500, setting="eps 8/255")
-    card = verdict_table([row, ("backdoor.asr", DiffEstimate(0.1, -1.0, 1.2, 10, 7), 0.8)])
+    unclear = compare_families(_zoo([1.0, 2.0, 3.0], [1.5, 2.5, 2.0], column="badnet_asr"), "badnet_asr", n_boot=500,
+                               confounds=())
+    card = verdict_table([row, unclear])
     assert list(card.columns[:len(COLUMNS)]) == list(COLUMNS)
     assert card.loc[1, "label"] == INCONCLUSIVE and card.loc[0, "setting"] == "eps 8/255"
     tables.save_results(card, tmp_path / "verdicts", {"seed": 0})
@@ -299,6 +303,8 @@ def test_verdict_table_has_the_documented_columns_in_order(tmp_path):
     assert list(back["label"]) == list(card["label"])
     with pytest.raises(ValueError, match="lacks"):
         verdict_table([{"claim": "evasion.pgd_asr"}])
+    with pytest.raises(TypeError, match="compare_"):
+        verdict_table([("backdoor.asr", DiffEstimate(0.1, -1.0, 1.2, 10, 7), 0.8)])
 
 
 # --------------------------------------------------------------------------- tables
@@ -337,7 +343,7 @@ def test_save_load_index_and_checksum(tmp_path):
 
 
 def test_smallest_attainable_p_is_what_the_exact_test_gives_on_separated_groups():
-    from nascore.report.stats import permutation_test, smallest_attainable_p
+    from nascore.report.estimators import permutation_test, smallest_attainable_p
 
     for n_a, n_b in ((5, 5), (7, 6), (4, 3)):
         p = permutation_test(np.arange(n_a) + 100.0, np.arange(n_b, dtype=float))

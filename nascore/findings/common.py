@@ -2,8 +2,8 @@
 and the page elements every chapter draws (figures legible at the book's text width, tables
 without an index, the verdicts table with its badges).
 
-One colour code for the whole book (:data:`GROUP_COLOURS`, legend order :data:`FAMILY_ORDER`):
-manual blue, NAS orange, mitigation green; chapter 4 tells the three mitigations apart by shades
+One colour code for the whole book (:data:`GROUP_COLOURS`, legend order :data:`FAMILY_ORDER`,
+both from :mod:`nascore.report.style`): manual blue, NAS orange, mitigation green; chapter 4 tells the three mitigations apart by shades
 of the mitigation green (:data:`MITIGATION_COLOURS`). Figures are drawn :data:`BOOK_WIDTH_IN`
 inches wide with :data:`FONT_PT` text, so they display at about 1:1 in the ~770 px text column.
 """
@@ -19,11 +19,8 @@ from ..models import family
 from ..provenance import REPO_ROOT
 from ..profiles import Profile
 from ..report import add_confounds, compare_families
-from ..report.stats import spearman_ci
-
-GROUP_COLOURS = {"nas": "tab:orange", "manual": "tab:blue", "mitigation": "tab:green"}
-#: Legend order of the families, everywhere.
-FAMILY_ORDER = ("manual", "nas", "mitigation")
+from ..report.estimators import spearman_ci
+from ..report.style import FAMILY_ORDER, GROUP_COLOURS
 FAMILY_NAMES = {"manual": "manual", "nas": "NAS", "mitigation": "mitigation"}
 #: DARTS-V2 and its three mitigations (Pang et al. 2022, §5, Table 4) under the paper's names.
 MODEL_LABELS = {"darts": "DARTS-V2", "diy_deep": "DARTS-i", "diy_noskip": "DARTS-ii", "diy_deep_noskip": "DARTS-iii"}
@@ -208,7 +205,7 @@ def family_legend(ax, families: Iterable[str] = FAMILY_ORDER, extra=(), **kw):
 def plot_family_lines(df: pd.DataFrame, x: str, value: str, ax, families=("manual", "nas"),
                       xlabel: str | None = None, ylabel: str | None = None):
     """Thin line per model (mean over seeds), family mean with a 95 % bootstrap band over models."""
-    from ..report.stats import mean_band
+    from ..report.estimators import mean_band
 
     for fam in [f for f in FAMILY_ORDER if f in families]:
         sub = df[df.family == fam]

@@ -32,7 +32,7 @@ from ..multiexit import (RAD_BUDGETS, choose_threshold, cost_fractions, eec_curv
 from ..multiexit.store import backbone_splits
 from ..profiles import Profile
 from ..report import compare_extreme, compare_values
-from ..report.stats import bootstrap_extreme
+from ..report.estimators import bootstrap_extreme
 
 CHAPTER = "09_deepsloth"
 ATTACK_LABELS = {"clean": "clean", "deepsloth_linf": "DeepSloth ℓ∞", "deepsloth_l2": "DeepSloth ℓ2",
@@ -274,7 +274,7 @@ def measurable(per_image: pd.DataFrame, backbone: str, rad: float) -> bool:
 def reductions(per_image: pd.DataFrame, rad: float, n_boot: int = 2_000, seed: int = 0) -> pd.DataFrame:
     """Per (backbone, attack): clean and attacked efficacy and early-exit accuracy on the attacked
     images, the relative efficacy reduction with a percentile bootstrap CI over those images
-    (exploratory; :func:`nascore.report.stats.bootstrap_extreme` with one group)."""
+    (exploratory; :func:`nascore.report.estimators.bootstrap_extreme` with one group)."""
     rows = []
     for (b, a), g in per_image[np.isclose(per_image.rad, rad) & (per_image.attack != "clean")].groupby(
             ["backbone", "attack"], sort=False):

@@ -33,10 +33,10 @@ from ..models import cell_stats, family
 from ..models.predict import predict
 from ..parallel import map_in_workers
 from ..profiles import Profile
-from ..report.stats import auc_trapz
-from ..zoo import ModelConfig, splits
+from ..report.estimators import auc_trapz
 from ..zoo import load as zoo_load
 from .common import nas_vs_manual, spearman_row
+from .inputs import evaluation_subset
 
 BATCH = 100
 PGD_STEPS = 7  # the artifact's step count (failures count 2 × 7 = 14 iterations)
@@ -48,13 +48,6 @@ SUCCESS_RULES = {"artifact": None, "argmax": hits_target}
 PAIRED_BASELINE = "darts"
 
 # --------------------------------------------------------------------------- images
-def test_subset(entry, data):
-    """The profile's test subset ``(x uint8, y)`` of a zoo entry (identical for all models of a profile)."""
-    cfg = ModelConfig(**entry.record["config"])
-    *_, test_x, test_y = splits(data, cfg)
-    return test_x, test_y
-
-
 def correct_mask(model, x, y, batch_size: int = BATCH) -> torch.Tensor:
     """``(N,)`` bool CPU tensor: the model's clean prediction equals the label."""
     return predict(model, x, batch_size, reduce=lambda logits: logits.argmax(1)) == y
@@ -74,7 +67,7 @@ def image_sets(entries: dict, data, n: int, baseline: str = "", subjects: tuple[
     """
     if n < 1:
         raise ValueError(f"n must be >= 1 images, got {n}")
-    subsets = {key: test_subset(entry, data) for key, entry in entries.items()}
+    subsets = {key: evaluation_subset(entry, data) for key, entry in entries.items()}
     sizes = {len(y) for _, y in subsets.values()}
     if len(sizes) != 1:
         raise ValueError(f"the models' test subsets differ in size ({sorted(sizes)}): not one profile")
@@ -258,7 +251,7 @@ def evaluate_models(entries: dict, profile: Profile, data, workers: int | None =
     protocol, pairs = image_sets(entries, data, profile.pgd_images, PAIRED_BASELINE, profile.mitigation_models)
     jobs = []
     for (name, seed), entry in entries.items():
-        test_x, test_y = test_subset(entry, data)
+        test_x, test_y = evaluation_subset(entry, data)
         own = protocol[(name, seed)]
         mine = [idx for (m, s), idx in pairs.items() if s == seed and name in (m, PAIRED_BASELINE)]
         union = torch.unique(torch.cat([own, *mine]))

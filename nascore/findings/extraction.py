@@ -27,6 +27,7 @@ from ..attacks.extraction import (MODES, THIEF_RECIPE, ThiefVariant, check_budge
 from ..models import family
 from ..profiles import Profile
 from ..report import compare_paired
+from ..report.confounds import entry_confounds
 from ..parallel import map_in_workers
 
 BASELINE = "darts"
@@ -83,10 +84,7 @@ def eval_indices(profile: Profile, n_test: int) -> torch.Tensor:
 
 def victim_row(name: str, seed: int, entry) -> dict:
     """Model identity and the confounds every per-model table carries."""
-    rec = entry.record
-    return {"model": name, "family": family(name), "seed": seed,
-            "params": int(sum(p.numel() for p in entry.model.parameters())),
-            "clean_acc": 100 * rec["metrics"]["test_acc"], "train_loss": rec["history"][-1]["train_loss"]}
+    return {"model": name, "family": family(name), "seed": seed, **entry_confounds(entry)}
 
 
 def victim_model(name: str, key: str):

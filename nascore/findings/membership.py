@@ -33,6 +33,7 @@ from ..attacks.membership import (ARTIFACT_SEED, SCORE_ATTACKS, HopSkipJump, art
 from ..attacks.membership.reference import HoldOutVariant
 from ..models import family
 from ..models.predict import predict
+from ..report.confounds import entry_confounds
 from ..profiles import Profile
 from ..parallel import map_in_workers
 
@@ -206,10 +207,8 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
     results = map_in_workers(_attack_model, jobs, 1 if small else workers, report, tasks_per_process=len(jobs))
     attacks = pd.DataFrame([row for r in results for row in r["rows"]])
     summary = pd.DataFrame([r["summary"] for r in results])
-    conf = pd.DataFrame([{"model": n, "seed": s, "family": family(n),
-                          "params": int(sum(p.numel() for p in e.model.parameters())),
-                          "clean_acc": 100 * e.record["metrics"]["test_acc"],
-                          "train_loss": e.record["history"][-1]["train_loss"]} for (n, s), e in victims.items()])
+    conf = pd.DataFrame([{"model": n, "seed": s, "family": family(n), **entry_confounds(e)}
+                         for (n, s), e in victims.items()])
     wide = attacks.pivot_table(index=["model", "seed"], columns="attack", values=["auc", "tpr_at_1fpr", "tpr_at_01fpr"])
     stats = pd.DataFrame(index=wide.index)
     stats["mia_boundary_auc"] = wide[("auc", "boundary_linf")]

@@ -16,9 +16,9 @@ and on **test images** of the profile's test subset:
   two models, as pictures;
 * the top Hessian eigenvalue (power iteration to a relative tolerance, with its convergence
   record) and the Hessian trace (Hutchinson) of the test loss — an addition to the paper.
-  Power iteration returns the eigenvalue of largest **magnitude**; where that is negative, a
-  second power iteration on ``H − λ I`` gives the largest algebraic eigenvalue (the sharpness
-  the claim is about), see :func:`largest_eigenvalue`.
+  The largest **algebraic** eigenvalue (the sharpness the claim is about) comes from
+  :func:`nascore.analysis.top_eigenvalue` with ``which="algebraic"``: power iteration, shifted by
+  ``−λ I`` where the eigenvalue of largest magnitude ``λ`` is negative (:func:`eigen_columns`).
 """
 from __future__ import annotations
 
@@ -27,13 +27,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..analysis import gradient_variance, hessian_trace, hvp, input_contour, parameter_contour, power_iteration
-from ..models import build, family
+from ..analysis import gradient_variance, hessian_trace, input_contour, parameter_contour, top_eigenvalue
+from ..models import family
 from ..profiles import Profile
 from .common import nas_vs_manual, spearman_row
-from .evasion import test_subset
+from .inputs import evaluation_images, fresh_model
 
 HVP_METHOD = "auto"
 HESSIAN_TOL = 1e-2   # relative change of the Rayleigh quotient at which power iteration stops (ranks need no more)
@@ -44,52 +43,15 @@ INPUT_SPANS = (0.02, 0.2)  # the artifact's code and its README (protocol §5.2)
 CONTOUR_SEED = 40    # the artifact's seed of the directions
 
 
-def test_images(entry, data, n: int):
-    """The first ``n`` images of the profile's test subset as float [0,1] and their labels."""
-    x, y = test_subset(entry, data)
-    return x[:n].float().div(255), y[:n]
-
-
-def fresh_model(name: str, profile: Profile, seed: int):
-    """The freshly initialised network (the artifact's GV setting): BN running stats (0, 1)."""
-    torch.manual_seed(seed)
-    return build(name, **profile.scale_for(name)).eval()
-
-
-def largest_eigenvalue(op, like, max_iter: int, tol: float = HESSIAN_TOL, seed: int = 0) -> dict:
-    """Largest **algebraic** eigenvalue of the symmetric operator ``op`` (dict of tensors → dict).
-
-    Power iteration (:func:`nascore.analysis.power_iteration`) converges to the eigenvalue of
-    largest magnitude, ``λ₁``. If ``λ₁ ≥ 0`` it is the largest eigenvalue. If ``λ₁ < 0``, power
-    iteration on ``H − λ₁ I`` — whose eigenvalues ``λᵢ − λ₁`` are ≥ 0 when ``λ₁`` is the
-    smallest — gives ``μ = λ_max − λ₁``, so ``λ_max = μ + λ₁``. Returns ``top_eig`` (largest
-    algebraic), ``top_eig_abs`` (largest magnitude, signed), ``eig_shifted``, and for the run(s)
-    behind ``top_eig``: ``eig_iterations`` (operator applications, both runs), ``eig_converged``
-    (every run reached ``tol``), ``eig_rel_change`` (of the last run).
-    """
-    first = power_iteration(op, like, max_iter=max_iter, tol=tol, seed=seed)
-    row = {"top_eig_abs": first.eigenvalue, "eig_shifted": False, "top_eig": first.eigenvalue,
-           "eig_iterations": first.iterations, "eig_converged": bool(first.converged),
-           "eig_rel_change": first.rel_change}
-    if first.eigenvalue >= 0:
-        return row
-    lam = first.eigenvalue
-
-    def shifted(v):
-        return {k: hv - lam * v[k] for k, hv in op(v).items()}
-
-    res = power_iteration(shifted, like, max_iter=max_iter, tol=tol, seed=seed + 1)
-    row.update(top_eig=res.eigenvalue + lam, eig_shifted=True, eig_iterations=first.iterations + res.iterations,
-               eig_converged=bool(first.converged and res.converged), eig_rel_change=res.rel_change)
-    return row
-
-
-def top_eigen(model, x, y, max_iter: int, tol: float = HESSIAN_TOL, seed: int = 0) -> dict:
-    """:func:`largest_eigenvalue` of the Hessian of the mean cross-entropy of ``model`` on
-    ``(x, y)`` (eval mode, all trainable parameters; Hessian-vector products from
-    :func:`nascore.analysis.hvp`)."""
-    op = hvp(model, None, x, y, HVP_METHOD)
-    return largest_eigenvalue(op, op.params, max_iter, tol, seed)
+def eigen_columns(result) -> dict:
+    """The table's Hessian-eigenvalue columns from a :class:`nascore.analysis.EigenResult` of
+    ``which="algebraic"``: ``top_eig`` (largest algebraic), ``top_eig_abs`` (largest magnitude,
+    signed), ``eig_shifted``, and for the run(s) behind ``top_eig``: ``eig_iterations`` (operator
+    applications, both runs), ``eig_converged`` (every run reached the tolerance),
+    ``eig_rel_change`` (of the last run)."""
+    return {"top_eig_abs": result.largest_magnitude, "eig_shifted": result.shifted, "top_eig": result.eigenvalue,
+            "eig_iterations": result.iterations, "eig_converged": bool(result.converged),
+            "eig_rel_change": result.rel_change}
 
 
 def _gv_columns(result, when: str) -> dict:
@@ -107,16 +69,17 @@ def measure(entries: dict, data, profile: Profile) -> tuple[pd.DataFrame, dict]:
         t0 = time.perf_counter()
         model = entry.model
         device = next(model.parameters()).device
-        gx, gy = (t.to(device) for t in test_images(entry, data, profile.gv_images))
-        hx, hy = (t.to(device) for t in test_images(entry, data, profile.hessian_images))
-        cx, cy = (t.to(device) for t in test_images(entry, data, profile.contour_images))
+        gx, gy = (t.to(device) for t in evaluation_images(entry, data, profile.gv_images))
+        hx, hy = (t.to(device) for t in evaluation_images(entry, data, profile.hessian_images))
+        cx, cy = (t.to(device) for t in evaluation_images(entry, data, profile.contour_images))
         gv_init = gradient_variance(fresh_model(name, profile, seed).to(device), gx, gy)
         gv_trained = gradient_variance(model, gx, gy)
         # HVP "auto" falls back to double-backward (with a RuntimeWarning) where torch.func lacks a
         # forward-mode formula; that is expected, so it is recorded in the row, not printed on the page.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
-            eig = top_eigen(model, hx, hy, max_iter=profile.hessian_iters, seed=seed)
+            eig = eigen_columns(top_eigenvalue(model, hx, hy, max_iter=profile.hessian_iters, tol=HESSIAN_TOL,
+                                               seed=seed, which="algebraic", method=HVP_METHOD))
             tr = hessian_trace(model, hx, hy, n_samples=max(2, profile.trace_samples), seed=seed, tol=TRACE_TOL,
                                min_samples=max(2, min(10, profile.trace_samples)), method=HVP_METHOD)
         fallbacks = [w for w in caught if "HVP failed" in str(w.message)]
@@ -145,7 +108,7 @@ def artifact_contours(entries: dict, data, profile: Profile, models, seed: int =
         if (name, seed) not in entries:
             raise ValueError(f"no trained model {(name, seed)}; valid: {sorted(entries)}")
         entry = entries[(name, seed)]
-        x, y = test_images(entry, data, profile.contour_images)
+        x, y = evaluation_images(entry, data, profile.contour_images)
         out["first conv"][name] = parameter_contour(entry.model, x, y, grid=profile.contour_grid, span=FIRST_CONV_SPAN,
                                                     seed=CONTOUR_SEED, mode="first-conv")
         for s in INPUT_SPANS:

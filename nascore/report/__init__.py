@@ -1,15 +1,24 @@
 """Reporting: the papers' claims, the statistics registry, verdict rules, result tables.
 
-* :mod:`.claims` — the one table of the papers' claims, each with one pre-registered primary
-  statistic (``get``, ``all_claims``, ``claims_frame``).
-* :mod:`.statistics` — the registry: what each statistic is, its units, scale, floor/ceiling.
-* :mod:`.stats` — estimators on scipy/statsmodels (bootstrap, permutation, Spearman, Holm, McNemar).
-* :mod:`.confounds` — OLS adjustment for log-parameters, clean accuracy, final training loss.
-* :mod:`.compare` — the comparisons chapters call; each returns one verdicts-table row.
+Modules, each importing only those listed above it (``tests/test_import_layers.py`` checks it):
+
+* :mod:`.claim_types` — the :class:`Claim` type and the papers/evidence vocabularies it is checked against.
+* :mod:`.claims_table` — the one table of the papers' claims (data), each with one pre-registered
+  primary statistic; :mod:`.claims` looks them up (``get``, ``all_claims``, ``CLAIMS``).
+* :mod:`.statistics` — the registry: what each statistic is, its units, scale, floor/ceiling, and
+  its role under a claim (``role``).
+* :mod:`.estimators` — estimators on scipy/statsmodels (bootstrap, permutation, Spearman, Holm, McNemar).
+* :mod:`.confounds` — each model's confounds (``entry_confounds``) and the OLS adjustment for
+  log-parameters, clean accuracy, final training loss.
 * :mod:`.verdict` — labels, the decision rule, the verdicts-table columns, Holm across primaries.
-* :mod:`.scorecard` — the scorecard and per-chapter verdict blocks (MyST).
+* :mod:`.compare` — the comparisons chapters call; each returns one verdicts-table row.
+* :mod:`.scorecard` — the scorecard, per-chapter verdict blocks (MyST) and ``claims_frame``.
+* :mod:`.style` — the family colours the report's and the chapters' figures share.
 * :mod:`.paper` — the paper's per-model figure data (protocol §11) and a plot next to ours.
 * :mod:`.tables` — CSV + provenance-JSON result files.
+
+The report layer imports nothing from the chapters (:mod:`nascore.findings`), the attacks or the
+experiment cache; it reads the model registry (:mod:`nascore.models`) for each model's family.
 
 Typical chapter use::
 
@@ -19,28 +28,29 @@ Typical chapter use::
             compare_families(df, "pgd_asr_argmax", "evasion.pgd_asr", seed=0)]   # exploratory
     save_results(verdict_table(rows), OUT / "verdicts", provenance)
 """
-from .claims import CLAIMS, EVIDENCE_TAGS, PAPERS, Claim, all_claims, claims_frame, get
-from .compare import (compare_extreme, compare_families, compare_groups, compare_paired, compare_to_baseline,
-                      compare_values)
-from .confounds import CONFOUNDS, add_confounds, model_confounds
+from .claim_types import EVIDENCE_TAGS, PAPERS, Claim
+from .claims import CLAIMS, all_claims, get
+from .compare import compare_extreme, compare_families, compare_paired, compare_to_baseline, compare_values
+from .confounds import CONFOUNDS, add_confounds, entry_confounds, model_confounds
+from .estimators import (DiffEstimate, MeanBand, SpearmanResult, auc_trapz, bootstrap_ci, bootstrap_diff, holm,
+                         mcnemar_test, mean_band, n_splits, permutation_test, sign_flip_test, spearman_ci)
 from .paper import paper_difference, paper_statistic, paper_values, plot_paper_vs_ours
-from .scorecard import chapter_table
+from .scorecard import chapter_table, claims_frame
 from .statistics import STATISTICS, Statistic, register, role, statistic
-from .stats import (DiffEstimate, MeanBand, SpearmanResult, auc_trapz, bootstrap_ci, bootstrap_diff, holm,
-                    mcnemar_test, mean_band, n_splits, permutation_test, sign_flip_test, spearman_ci)
+from .style import FAMILY_ORDER, GROUP_COLOURS
 from .tables import load_metadata, load_results, save_results
 from .verdict import (COLUMNS, INCONCLUSIVE, LABELS, NOT_MEASURABLE, NOT_REPRODUCED, NOT_YET_MEASURED,
-                      REPRODUCED, TABLE_COLUMN_DESCRIPTIONS, Verdict, apply_holm, verdict, verdict_table)
+                      REPRODUCED, apply_holm, verdict_table)
 
 __all__ = [
     "CLAIMS", "EVIDENCE_TAGS", "PAPERS", "Claim", "all_claims", "claims_frame", "get",
-    "compare_extreme", "compare_families", "compare_groups", "compare_paired", "compare_to_baseline",
-    "compare_values", "CONFOUNDS", "add_confounds", "model_confounds",
+    "compare_extreme", "compare_families", "compare_paired", "compare_to_baseline",
+    "compare_values", "CONFOUNDS", "add_confounds", "entry_confounds", "model_confounds",
     "paper_difference", "paper_statistic", "paper_values", "plot_paper_vs_ours", "chapter_table",
-    "STATISTICS", "Statistic", "register", "role", "statistic",
+    "STATISTICS", "Statistic", "register", "role", "statistic", "FAMILY_ORDER", "GROUP_COLOURS",
     "DiffEstimate", "MeanBand", "SpearmanResult", "auc_trapz", "bootstrap_ci", "bootstrap_diff", "holm",
     "mcnemar_test", "mean_band", "n_splits", "permutation_test", "sign_flip_test", "spearman_ci",
     "load_metadata", "load_results", "save_results",
     "COLUMNS", "INCONCLUSIVE", "LABELS", "NOT_MEASURABLE", "NOT_REPRODUCED", "NOT_YET_MEASURED", "REPRODUCED",
-    "TABLE_COLUMN_DESCRIPTIONS", "Verdict", "apply_holm", "verdict", "verdict_table",
+    "apply_holm", "verdict_table",
 ]

@@ -1,4 +1,4 @@
-"""The claims table (data). Read :mod:`nascore.report.claims` for the fields and conventions.
+"""The claims table (data). Read :class:`nascore.report.claim_types.Claim` for the fields and conventions.
 
 Sizes: "appendix" = the artifact appendix's expectation (protocol automl-security §6); "§11" =
 computed from the paper's own per-model figure data (``paper_values_cifar10.csv``), which
@@ -6,7 +6,7 @@ computed from the paper's own per-model figure data (``paper_values_cifar10.csv`
 """
 from __future__ import annotations
 
-from .claims import Claim
+from .claim_types import Claim
 
 _MIT = "mitigation − DARTS-V2"
 _DEEP = ("diy_deep", "diy_deep_noskip")  # DARTS-i and DARTS-iii, the variants the paper's sizes are about

@@ -26,9 +26,9 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from . import claims as _claims
-from .confounds import CONFOUNDS, MIN_RESIDUAL_DF, Adjusted, adjust, confound_columns, confound_values, seed_spread
-from .stats import (N_PERM, DiffEstimate, bootstrap_ci, bootstrap_diff, bootstrap_extreme, bootstrap_p,
-                    mcnemar_test, n_splits, permutation_test, sign_flip_test)
+from .confounds import CONFOUNDS, MIN_RESIDUAL_DF, Adjusted, adjust, confound_columns, confound_values, pooled_seed_sd
+from .estimators import (N_PERM, DiffEstimate, bootstrap_ci, bootstrap_diff, bootstrap_extreme, bootstrap_p,
+                         mcnemar_test, n_splits, permutation_test, sign_flip_test)
 from .statistics import role as _role
 from .statistics import statistic as _statistic
 from .verdict import (ALPHA, INCONCLUSIVE, NOT_MEASURABLE, decide, fmt_p, measured_text, not_measurable,
@@ -203,7 +203,7 @@ def compare_families(df: pd.DataFrame, statistic: str, claim: str | None = None,
     n_text = f"over {a.size} {claim.groups[0]} and {b.size} {claim.groups[1]} models ({seed_txt})"
     if dropped:
         n_text += f"; {dropped} row(s) without a value left out"
-    spread = seed_spread(data, "_v") if stat.scale != "rank" else (math.nan, 0)
+    spread = pooled_seed_sd(data, "_v") if stat.scale != "rank" else (math.nan, 0)
     adjusted: dict = {}
     extra = ""
     if confounds and not bound and min(a.size, b.size) >= 2:
@@ -325,7 +325,7 @@ def compare_extreme(groups: Mapping[str, np.ndarray], statistic: str, claim: str
     the least-slowed backbone's efficacy reduction. ``groups``: ``{backbone: per-image data}``;
     ``aggregate(rows) -> float`` turns one group's (resampled) rows into its value (default:
     the mean). Images are resampled within each backbone; p inverts the percentile interval
-    at the claim's null (:func:`nascore.report.stats.bootstrap_p`)."""
+    at the claim's null (:func:`nascore.report.estimators.bootstrap_p`)."""
     stat, c, role = _claim_and_role(statistic, claim, "", exploratory)
     which = which or ("max" if c.direction == "less" else "min")
     est, per_group, dist = bootstrap_extreme(groups, aggregate, which, n_boot, ci, seed)
@@ -337,31 +337,3 @@ def compare_extreme(groups: Mapping[str, np.ndarray], statistic: str, claim: str
                units_of_analysis=f"test images per group (the fewest), {len(per_group)} groups", setting=setting,
                alpha=alpha, profile=profile)
     return {**row, "n_b": 0}  # one extreme over groups, not two groups compared: n = the fewest images
-
-
-# --------------------------------------------------------------------------- compatibility
-def compare_groups(claim, a, b, *, stat: Callable = np.mean, n_boot: int = 10_000, n_perm: int = N_PERM,
-                   ci: float = 0.95, alpha: float = ALPHA, seed: int = 0, statistic: str | None = None,
-                   setting: str = "", exploratory: bool = False) -> dict:
-    """Two bare groups of values (a = NAS, b = manual; one value per model, already on the
-    statistic's comparison scale): bootstrap CI, permutation p, label. No confound adjustment
-    (bare values carry no confounds): prefer :func:`compare_families`."""
-    c = _claims.get(claim)
-    st_, c, role = _claim_and_role(statistic or c.primary, c, "", exploratory)
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    bound = not_measurable(np.concatenate([a, b]), st_.floor, st_.ceiling)
-    est = bootstrap_diff(a, b, stat=stat, n_boot=n_boot, ci=ci, seed=seed)
-    p = None if bound or min(a.size, b.size) < 2 else permutation_test(a, b, n_perm, "two-sided", seed)
-    ga, gb = c.groups
-    return _row(c, st_, role, est, p, _perm_name(a.size, b.size, n_perm), f"{a.size} {ga} vs {b.size} {gb}",
-                units_of_analysis="values as given", setting=setting, alpha=alpha, bound=bound,
-                extra=" Not adjusted for confounds.")
-
-
-def row_from_estimate(claim, est: DiffEstimate, p_value: float | None = None) -> dict:
-    """A row from a precomputed estimate and p (judged with the claim's primary statistic)."""
-    c = _claims.get(claim)
-    st_ = _statistic(c.primary)
-    ga, gb = c.groups
-    n_text = f"n = {est.n_a}" if est.n_b == 0 else f"{est.n_a} {ga} vs {est.n_b} {gb}"
-    return _row(c, st_, "primary", est, p_value, "permutation", n_text, units_of_analysis="as given")

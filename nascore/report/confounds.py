@@ -14,7 +14,8 @@ With few models the covariates are kept honest: each confound is also fitted **a
 indicator says when it is nearly collinear with the confounds (then the data cannot separate
 "NAS" from, e.g., "small").
 
-:func:`model_confounds` collects the three confounds from trained zoo entries.
+:func:`entry_confounds` reads the three confounds of one trained zoo entry, :func:`model_confounds`
+tabulates them for many.
 """
 from __future__ import annotations
 
@@ -54,23 +55,28 @@ class Adjusted:
         return ", ".join(CONFOUND_WORDS.get(c, c) for c in self.covariates)
 
 
+def entry_confounds(entry) -> dict:
+    """The three confounds of one trained zoo entry (a :class:`nascore.zoo.TrainedModel`):
+    ``{"params": count, "clean_acc": % (final epoch), "train_loss": mean training loss of the final
+    epoch}``. Reads the record's ``metrics`` (``params``, ``final_train_loss``), else the model's
+    parameters and the record's last history row. Every chapter's per-model table takes its
+    confound columns from here."""
+    record = entry.record
+    metrics = record.get("metrics", {})
+    history = record.get("history") or []
+    loss = metrics.get("final_train_loss", history[-1].get("train_loss") if history else None)
+    if loss is None:
+        raise ValueError(f"zoo entry {record.get('key', '?')} has no final training loss in its record")
+    params = metrics.get("params") or sum(p.numel() for p in entry.model.parameters())
+    return {"params": int(params), "clean_acc": 100 * float(metrics["test_acc"]), "train_loss": float(loss)}
+
+
 def model_confounds(entries) -> pd.DataFrame:
-    """One row per (model, seed) with ``params`` (count), ``clean_acc`` (%, final epoch) and
-    ``train_loss`` (mean training loss of the final epoch) from trained zoo entries
-    (``{(model, seed): TrainedModel}``, as :func:`nascore.zoo.train_many` returns). Reads the
-    record's ``metrics`` (``final_train_loss``, ``params``), else its last history row and the model."""
-    rows = []
-    for (name, seed), entry in entries.items():
-        record = entry.record
-        metrics = record.get("metrics", {})
-        history = record.get("history") or []
-        loss = metrics.get("final_train_loss", history[-1].get("train_loss") if history else None)
-        if loss is None:
-            raise ValueError(f"zoo entry {(name, seed)} has no final training loss in its record")
-        params = metrics.get("params") or sum(p.numel() for p in entry.model.parameters())
-        rows.append({"model": name, "seed": seed, "params": int(params),
-                     "clean_acc": 100 * float(metrics["test_acc"]), "train_loss": float(loss)})
-    return pd.DataFrame(rows)
+    """One row per (model, seed) with ``model``, ``seed`` and the :func:`entry_confounds` of
+    trained zoo entries (``{(model, seed): TrainedModel}``, as :func:`nascore.zoo.train_many`
+    returns)."""
+    return pd.DataFrame([{"model": name, "seed": seed, **entry_confounds(entry)}
+                         for (name, seed), entry in entries.items()])
 
 
 def add_confounds(df: pd.DataFrame, entries) -> pd.DataFrame:
@@ -139,7 +145,7 @@ def adjust(y, nas, covars: pd.DataFrame, ci: float = 0.95) -> dict[str, Adjusted
     return out
 
 
-def seed_spread(df: pd.DataFrame, value: str) -> tuple[float, int]:
+def pooled_seed_sd(df: pd.DataFrame, value: str) -> tuple[float, int]:
     """Pooled within-architecture standard deviation of ``value`` across seeds, and the number
     of architectures with ≥ 2 seeds it is pooled over (``(nan, 0)`` if none)."""
     g = df.groupby("model")[value]

@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .statistics import statistic as _statistic
+from .style import FAMILY_ORDER, GROUP_COLOURS
+
 PAPER_CSV = Path(__file__).with_name("data") / "paper_values_cifar10.csv"
 _NOT_LISTED = " (not in the artifact list)"
 
@@ -142,7 +145,7 @@ def paper_difference(statistic: str | None = None, *, figure: str | None = None,
 
 def plot_paper_vs_ours(ours: pd.DataFrame, statistic: str, ax=None, *, series: str | None = None,
                        mitigation: bool = False, ours_label: str = "this book",
-                       families=("manual", "nas", "mitigation")):
+                       families=FAMILY_ORDER):
     """Model by model: our value (filled circle) next to the paper's (hollow diamond), one colour per
     family, models grouped by family and sorted by the paper's value. Legible at the book's
     772 px text width (10 pt text).
@@ -154,9 +157,7 @@ def plot_paper_vs_ours(ours: pd.DataFrame, statistic: str, ax=None, *, series: s
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from ..findings.common import GROUP_COLOURS
     from ..models import family as family_of
-    from .statistics import statistic as _statistic
 
     stat = _statistic(statistic)
     col = stat.source_column

@@ -9,16 +9,19 @@ one headline per claim (coloured badge, primary statistic, raw and Holm p) with 
 exploratory rows folded in a dropdown; :func:`render_chapter` renders the same blocks for one
 chapter (``book/_verdicts/<chapter>.md``, which the chapter includes with ``{include}``, so the
 chapter and the scorecard show the same final verdict). :func:`chapter_table` is the compact table
-a chapter shows for its own rows, with raw p and the label before multiplicity correction.
+a chapter shows for its own rows, with raw p and the label before multiplicity correction;
+:func:`claims_frame` the claims table itself as a DataFrame.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from .claims import PAPERS, all_claims, get
+from .statistics import STATISTICS, statistic
 from .verdict import (COLUMNS, INCONCLUSIVE, NOT_MEASURABLE, NOT_REPRODUCED, NOT_YET_MEASURED, REPRODUCED,
                       apply_holm, fmt_p)
 
@@ -118,10 +121,25 @@ def claim_verdict(rows: pd.DataFrame) -> str:
     return labels.pop() if len(labels) == 1 else "mixed"
 
 
+def claims_frame(paper: str | None = None) -> pd.DataFrame:
+    """The claims table as a DataFrame indexed by id, with the derived columns ``claimed``,
+    ``informational``, ``extension``, ``unverified`` and ``units`` (of the primary statistic)."""
+    rows = []
+    for c in all_claims(paper):
+        row = asdict(c)
+        row["evidence"] = ", ".join(c.evidence)
+        row["subjects"] = ", ".join(c.subjects)
+        row["claimed"] = c.claimed_text()
+        row["informational"] = c.informational
+        row["extension"] = c.extension
+        row["unverified"] = c.unverified
+        row["units"] = statistic(c.primary).difference_units
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("id")
+
+
 # --------------------------------------------------------------------------- rendering
 def _headline_row(r, claimed: str = "") -> str:
-    from .statistics import STATISTICS
-
     who = f"{md(r['subject'])}: " if r.get("subject") else ""
     stat = STATISTICS.get(r["statistic"])
     name = md(stat.label if stat else r["statistic"])
@@ -161,8 +179,6 @@ def _details(rows: pd.DataFrame, claim) -> str:
 
 def render_claim(claim_id: str, rows: pd.DataFrame, note: str = "") -> str:
     """The block of one claim: headline with badge, primary rows, and a dropdown with the rest."""
-    from .statistics import statistic
-
     c = get(claim_id)
     st = statistic(c.primary)
     kind = "this project's extension" if c.extension else f"paper claim, {md(c.source)}"

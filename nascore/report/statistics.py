@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+from .claim_types import Claim
+from .claims import CLAIMS, get
+
 SCALES = ("linear", "log10", "rank")
 UNITS = ("percent", "percentage points", "nats", "log10 units", "fraction", "AUC", "ranks", "ratio",
          "iterations", "pixel units", "efficacy", "curvature")
@@ -255,11 +258,26 @@ _STATISTICS: tuple[Statistic, ...] = (
        "percentage points", "deepsloth.at_accuracy_cost", short="AT accuracy cost (pp)"),
 )
 
-_REGISTRY: dict[str, Statistic] = {}
-for _stat in _STATISTICS:
-    if _stat.key in _REGISTRY:
-        raise AssertionError(f"duplicate statistic {_stat.key!r}")
-    _REGISTRY[_stat.key] = _stat
+
+
+def _build_registry(stats: tuple[Statistic, ...]) -> dict[str, Statistic]:
+    """``{key: statistic}``; raises on a duplicate key, a statistic judged under an unknown claim,
+    or a claim whose pre-registered primary is not registered."""
+    out: dict[str, Statistic] = {}
+    for s in stats:
+        if s.key in out:
+            raise AssertionError(f"duplicate statistic {s.key!r}")
+        for cid in (s.claim, *s.also_under):
+            if cid not in CLAIMS:
+                raise AssertionError(f"statistic {s.key!r}: unknown claim {cid!r}")
+        out[s.key] = s
+    for c in CLAIMS.values():
+        if c.primary not in out:
+            raise AssertionError(f"claim {c.id!r}: primary {c.primary!r} is not a registered statistic")
+    return out
+
+
+_REGISTRY: dict[str, Statistic] = _build_registry(_STATISTICS)
 STATISTICS: Mapping[str, Statistic] = MappingProxyType(_REGISTRY)
 
 
@@ -284,8 +302,6 @@ def register(stat: Statistic) -> Statistic:
     raises. A registered statistic is primary only if a claim names it as ``primary``, which
     the claims table fixes in advance, so registration can never promote a statistic.
     """
-    from .claims import CLAIMS
-
     if stat.claim not in CLAIMS:
         raise ValueError(f"statistic {stat.key!r}: unknown claim {stat.claim!r}; valid: {', '.join(CLAIMS)}")
     old = _REGISTRY.get(stat.key)
@@ -295,15 +311,13 @@ def register(stat: Statistic) -> Statistic:
     return stat
 
 
-def role(claim, key: str | Statistic, subject: str = "") -> str:
+def role(claim: str | Claim, key: str | Statistic, subject: str = "") -> str:
     """``"primary"`` if ``key`` is ``claim``'s pre-registered primary statistic (and, for claims
     about named subjects such as DARTS-i/iii, ``subject`` is one of them), else ``"exploratory"``.
 
     Raises ``ValueError`` if the statistic does not belong under the claim at all (its home claim,
     a mitigation claim's NAS − manual counterpart, or ``also_under``).
     """
-    from .claims import get
-
     c = get(claim)
     s = statistic(key)
     if c.primary == s.key:

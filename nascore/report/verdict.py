@@ -26,15 +26,14 @@ size never changes the label: "reproduced" means the direction is reproduced.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from . import claims as _claims
-from .claims import Claim
-from .stats import DiffEstimate, holm, smallest_attainable_p
+from .claim_types import Claim
+from .estimators import DiffEstimate, holm, smallest_attainable_p
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -84,26 +83,6 @@ COLUMNS: Mapping[str, str] = {
     "final_label": "verdict from holm_p (primary rows; filled by the scorecard)",
     "text": "the verdict in words, with the numbers",
 }
-TABLE_COLUMN_DESCRIPTIONS = COLUMNS
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """``label`` ∈ :data:`LABELS`; ``reason`` the sentence; ``size`` in words; ``direction``:
-    ``"as claimed"``, ``"opposite"``, ``"unresolved"`` or ``"n/a"``."""
-
-    label: str
-    reason: str
-    size: str = ""
-    direction: str = "n/a"
-    claim_id: str = ""
-
-    @property
-    def size_agrees(self) -> bool | None:
-        return None if not self.size else not self.size.startswith("outside")
-
-    def __str__(self) -> str:
-        return f"{self.label}: {self.reason}"
 
 
 # --------------------------------------------------------------------------- the rule
@@ -225,59 +204,21 @@ def reason_text(claim: Claim, label: str, direction: str, p_value: float | None,
     return core
 
 
-# --------------------------------------------------------------------------- compatibility API
-def verdict(claim: Claim | str, estimate: DiffEstimate, p_value: float | None = None, alpha: float = ALPHA,
-            min_n: int = 2, statistic: str | None = None, profile: str | None = None) -> Verdict:
-    """Judge ``estimate`` (and a two-sided ``p_value``) against ``claim`` by the module's rule.
-
-    ``statistic`` defaults to the claim's primary (its description and units are used in the text).
-    """
-    from .statistics import statistic as _stat
-
-    claim = _claims.get(claim)
-    stat = _stat(statistic or claim.primary)
-    if not isinstance(estimate, DiffEstimate):
-        raise TypeError(f"estimate must be a DiffEstimate, got {type(estimate).__name__}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if p_value is not None and p_value == p_value and not 0.0 <= p_value <= 1.0:
-        raise ValueError(f"p_value must be in [0, 1], got {p_value}")
-    n_min = estimate.n_a if estimate.n_b == 0 else min(estimate.n_a, estimate.n_b)
-    ga, gb = claim.groups
-    n_text = f"n = {estimate.n_a}" if estimate.n_b == 0 else f"{estimate.n_a} {ga} vs {estimate.n_b} {gb}"
-    measured = measured_text(claim, stat, estimate, p_value, "permutation", n_text)
-    extra = " The claim itself is unverified [M]." if claim.unverified else ""
-    if n_min < min_n or not estimate.has_interval:
-        return Verdict(INCONCLUSIVE, f"{measured} Fewer than {min_n} units per group: the uncertainty cannot "
-                                     f"be estimated.{extra}", "", "n/a", claim.id)
-    if estimate.low > estimate.high:
-        raise ValueError(f"invalid interval [{estimate.low}, {estimate.high}]")
-    label, direction = decide(claim, estimate.low, estimate.high, p_value, alpha)
-    size = size_words(claim, stat, estimate, profile)
-    size_txt = f" Size: {size}." if size else ""
-    return Verdict(label, f"{measured} {reason_text(claim, label, direction, p_value, alpha)}{size_txt}{extra}",
-                   size, direction, claim.id)
-
-
-def verdict_table(rows: Iterable) -> pd.DataFrame:
+def verdict_table(rows: Iterable[Mapping]) -> pd.DataFrame:
     """A verdicts table: one row per judged statistic, the :data:`COLUMNS` first, extra keys after.
 
     ``rows`` are the dicts the comparison functions return (:func:`~nascore.report.compare.compare_families`
-    and friends); a tuple ``(claim, DiffEstimate[, p_value])`` is also accepted and judged with
-    the claim's primary statistic.
+    and friends); a row lacking the identifying columns raises ``ValueError``.
     """
-    from .compare import row_from_estimate
-
     out = []
     for row in rows:
-        if isinstance(row, Mapping):
-            missing = [c for c in ("claim", "statistic", "role", "label") if c not in row]
-            if missing:
-                raise ValueError(f"row lacks {missing}; build rows with nascore.report.compare_* functions")
-            out.append(dict(row))
-        else:
-            claim, est, *rest = row
-            out.append(row_from_estimate(claim, est, rest[0] if rest else None))
+        if not isinstance(row, Mapping):
+            raise TypeError(f"a verdict row is a dict from a nascore.report.compare_* function, got "
+                            f"{type(row).__name__}")
+        missing = [c for c in ("claim", "statistic", "role", "label") if c not in row]
+        if missing:
+            raise ValueError(f"row lacks {missing}; build rows with nascore.report.compare_* functions")
+        out.append(dict(row))
     if not out:
         return pd.DataFrame(columns=list(COLUMNS))
     df = pd.DataFrame(out)

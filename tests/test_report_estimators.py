@@ -1,4 +1,4 @@
-"""nascore.report.stats and .confounds against brute force, analytic cases and the libraries.
+"""nascore.report.estimators and .confounds against brute force, analytic cases and the libraries.
 
 The estimators call scipy/statsmodels; these tests check the glue (exactness, conventions,
 degenerate cases) and that the few hand-written pieces agree with a library on random cases.
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from nascore.report import stats
+from nascore.report import estimators
 from nascore.report.confounds import adjust
 
 
@@ -35,19 +35,19 @@ def test_exact_permutation_equals_brute_force(case):
     rng = np.random.default_rng(case)
     a, b = rng.normal(0.7, 1, 4 + case % 3), rng.normal(0, 1, 5)
     for alt in ("greater", "less"):
-        assert stats.permutation_test(a, b, alternative=alt) == pytest.approx(_brute_perm(a, b, alt))
+        assert estimators.permutation_test(a, b, alternative=alt) == pytest.approx(_brute_perm(a, b, alt))
     a2 = rng.normal(0.5, 1, 5)                                   # equal sizes: symmetric null
-    assert stats.permutation_test(a2, b) == pytest.approx(_brute_perm(a2, b, "two-sided"))
+    assert estimators.permutation_test(a2, b) == pytest.approx(_brute_perm(a2, b, "two-sided"))
 
 
 def test_permutation_minimum_and_monte_carlo_path():
-    assert stats.permutation_test([4, 5, 6], [1, 2, 3], alternative="greater") == pytest.approx(1 / 20)
-    assert stats.permutation_test([4, 5, 6], [1, 2, 3]) == pytest.approx(2 / 20)
+    assert estimators.permutation_test([4, 5, 6], [1, 2, 3], alternative="greater") == pytest.approx(1 / 20)
+    assert estimators.permutation_test([4, 5, 6], [1, 2, 3]) == pytest.approx(2 / 20)
     rng = np.random.default_rng(0)
     a, b = rng.normal(0.5, 1, 12), rng.normal(0, 1, 12)           # C(24, 12) > 2,000: Monte Carlo
-    p1 = stats.permutation_test(a, b, n_perm=2000, seed=3)
-    assert p1 == stats.permutation_test(a, b, n_perm=2000, seed=3)
-    assert 1 / 2001 <= p1 <= 1 and abs(p1 - stats.permutation_test(a, b, n_perm=100_000)) < 0.05
+    p1 = estimators.permutation_test(a, b, n_perm=2000, seed=3)
+    assert p1 == estimators.permutation_test(a, b, n_perm=2000, seed=3)
+    assert 1 / 2001 <= p1 <= 1 and abs(p1 - estimators.permutation_test(a, b, n_perm=100_000)) < 0.05
 
 
 def test_sign_flip_exact_equals_brute_force():
@@ -55,31 +55,31 @@ def test_sign_flip_exact_equals_brute_force():
     d = rng.normal(0.4, 1, 7)
     signs = np.array(list(itertools.product([-1, 1], repeat=d.size)))
     null = (signs * d).mean(axis=1)
-    assert stats.sign_flip_test(d, alternative="greater") == pytest.approx(np.mean(null >= d.mean() - 1e-12))
-    assert stats.sign_flip_test(d) == pytest.approx(np.mean(np.abs(null) >= abs(d.mean()) - 1e-12))
-    assert stats.sign_flip_test([0.0, 0.0, 0.0]) == 1.0
+    assert estimators.sign_flip_test(d, alternative="greater") == pytest.approx(np.mean(null >= d.mean() - 1e-12))
+    assert estimators.sign_flip_test(d) == pytest.approx(np.mean(np.abs(null) >= abs(d.mean()) - 1e-12))
+    assert estimators.sign_flip_test([0.0, 0.0, 0.0]) == 1.0
 
 
 def test_bootstrap_covers_truth_and_handles_degenerate_cases():
     rng = np.random.default_rng(1)
     a, b = 10 + rng.normal(0, 1, 12), 5 + rng.normal(0, 1, 12)
-    est = stats.bootstrap_diff(a, b, n_boot=4000, seed=3)
+    est = estimators.bootstrap_diff(a, b, n_boot=4000, seed=3)
     assert est.estimate == pytest.approx(a.mean() - b.mean()) and est.low < 5 < est.high and est.low > 3
-    assert est.method == "BCa" and est == stats.bootstrap_diff(a, b, n_boot=4000, seed=3)
-    same = stats.bootstrap_diff([2.0, 2.0, 2.0], [2.0, 2.0])
+    assert est.method == "BCa" and est == estimators.bootstrap_diff(a, b, n_boot=4000, seed=3)
+    same = estimators.bootstrap_diff([2.0, 2.0, 2.0], [2.0, 2.0])
     assert (same.low, same.high) == (0.0, 0.0) and same.method.startswith("degenerate")
-    one = stats.bootstrap_diff([1.0], [2.0, 3.0])
+    one = estimators.bootstrap_diff([1.0], [2.0, 3.0])
     assert math.isnan(one.low) and not one.has_interval
-    med = stats.bootstrap_ci([1.0, 2.0, 3.0, 100.0], stat=np.median, n_boot=2000)
+    med = estimators.bootstrap_ci([1.0, 2.0, 3.0, 100.0], stat=np.median, n_boot=2000)
     assert med.estimate == 2.5 and med.n_b == 0
     with pytest.raises(ValueError, match="NaN"):
-        stats.bootstrap_diff([1.0, np.nan], [1.0, 2.0])
+        estimators.bootstrap_diff([1.0, np.nan], [1.0, 2.0])
 
 
 def test_bootstrap_ci_matches_scipy_percentile_directly():
     rng = np.random.default_rng(7)
     x = rng.exponential(size=15)
-    ours = stats.bootstrap_ci(x, n_boot=3000, seed=5, method="percentile")
+    ours = estimators.bootstrap_ci(x, n_boot=3000, seed=5, method="percentile")
     ref = st.bootstrap((x,), np.mean, n_resamples=3000, method="percentile", rng=np.random.default_rng(5))
     assert (ours.low, ours.high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
 
@@ -92,7 +92,7 @@ def test_bootstrap_p_agrees_with_the_percentile_interval(seed):
     for null in (-0.2, 0.0, 0.2):
         low, high = np.quantile(dist, [0.025, 0.975])
         excluded = null < low or null > high
-        p = stats.bootstrap_p(dist, null)
+        p = estimators.bootstrap_p(dist, null)
         if abs(null - low) > 0.01 and abs(null - high) > 0.01:     # away from the boundary
             assert (p < 0.05) == excluded
 
@@ -100,7 +100,7 @@ def test_bootstrap_p_agrees_with_the_percentile_interval(seed):
 def test_bootstrap_extreme_picks_the_smallest_group_and_resamples_within_groups():
     rng = np.random.default_rng(2)
     g = {"a": rng.normal(1.0, 0.1, 200), "b": rng.normal(0.5, 0.1, 200), "c": rng.normal(2.0, 0.1, 50)}
-    est, per, dist = stats.bootstrap_extreme(g, np.mean, "min", n_boot=1000)
+    est, per, dist = estimators.bootstrap_extreme(g, np.mean, "min", n_boot=1000)
     assert est.estimate == pytest.approx(g["b"].mean()) and per["c"] == pytest.approx(g["c"].mean())
     assert est.low < g["b"].mean() < est.high and est.n_b == 3 and est.n_a == 50
     assert dist.size == 1000 and abs(np.std(dist) - 0.1 / np.sqrt(200)) < 0.003   # se of group b's mean
@@ -110,7 +110,7 @@ def test_spearman_matches_scipy_and_exact_permutation():
     rng = np.random.default_rng(3)
     x = rng.normal(size=6)
     y = x + rng.normal(0, 0.7, 6)
-    r = stats.spearman_ci(x, y, n_boot=2000)
+    r = estimators.spearman_ci(x, y, n_boot=2000)
     assert r.rho == pytest.approx(st.spearmanr(x, y).statistic)
     rx, ry = st.rankdata(x), st.rankdata(y)
     null = [st.pearsonr(rx, ry[list(p)]).statistic for p in itertools.permutations(range(6))]
@@ -118,38 +118,38 @@ def test_spearman_matches_scipy_and_exact_permutation():
                                               np.mean(np.array(null) <= r.rho + 1e-12)))
     assert r.low <= r.rho <= r.high
     with pytest.raises(ValueError, match="constant"):
-        stats.spearman_ci([1, 1, 1], [1, 2, 3])
+        estimators.spearman_ci([1, 1, 1], [1, 2, 3])
 
 
 def test_rank_comparison_agrees_with_scipy_mann_whitney():
     rng = np.random.default_rng(5)
     a, b = rng.normal(1, 1, 6), rng.normal(0, 1, 5)
     ranks = st.rankdata(np.r_[a, b])
-    p = stats.permutation_test(ranks[:6], ranks[6:])
+    p = estimators.permutation_test(ranks[:6], ranks[6:])
     assert p == pytest.approx(st.mannwhitneyu(a, b, method="exact").pvalue)
 
 
 def test_holm_on_a_constructed_vector_matches_the_hand_computation():
     p = [0.01, 0.04, 0.03, 0.005, np.nan]
     # sorted 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 → max(0.04, 0.06) = 0.06
-    np.testing.assert_allclose(stats.holm(p)[:4], [0.03, 0.06, 0.06, 0.02])
-    assert math.isnan(stats.holm(p)[4])
+    np.testing.assert_allclose(estimators.holm(p)[:4], [0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(estimators.holm(p)[4])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        stats.holm([0.5, 1.5])
+        estimators.holm([0.5, 1.5])
 
 
 def test_mcnemar_on_constructed_tables():
     a = np.r_[np.ones(2), np.zeros(10), np.ones(50), np.zeros(38)]     # 2 only-a, 10 only-b discordant
     b = np.r_[np.zeros(2), np.ones(10), np.ones(50), np.zeros(38)]
-    m = stats.mcnemar_test(a, b)
+    m = estimators.mcnemar_test(a, b)
     assert (m.only_a, m.only_b, m.exact) == (2, 10, True)
     assert m.p_value == pytest.approx(2 * (1 + 12 + 66) / 4096)       # exact binomial, n = 12
     a = np.r_[np.ones(30), np.zeros(10), np.zeros(60)]
     b = np.r_[np.zeros(30), np.ones(10), np.zeros(60)]
-    m = stats.mcnemar_test(a, b)
+    m = estimators.mcnemar_test(a, b)
     assert not m.exact and m.statistic == pytest.approx((20 - 1) ** 2 / 40)
     assert m.p_value == pytest.approx(st.chi2.sf((20 - 1) ** 2 / 40, 1))
-    assert stats.mcnemar_test([1, 0, 1], [1, 0, 1]).p_value == 1.0
+    assert estimators.mcnemar_test([1, 0, 1], [1, 0, 1]).p_value == 1.0
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -184,19 +184,19 @@ def test_adjustment_respects_residual_degrees_of_freedom():
 
 def test_mean_band_and_auc():
     curves = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, np.nan], [2.0, 3.0, 5.0]])
-    band = stats.mean_band(curves, n_boot=500)
+    band = estimators.mean_band(curves, n_boot=500)
     np.testing.assert_allclose(band.mean, [2.0, 3.0, 4.0])
     assert np.all(band.low <= band.mean) and np.all(band.mean <= band.high) and band.n == 3
     x = np.array([0.0, 1.0, 3.0])
-    assert stats.auc_trapz(x, 2 * x) == pytest.approx(9.0)        # ∫0..3 2x dx
-    assert stats.auc_trapz(x, np.ones(3), normalize=True) == pytest.approx(1.0)
+    assert estimators.auc_trapz(x, 2 * x) == pytest.approx(9.0)        # ∫0..3 2x dx
+    assert estimators.auc_trapz(x, np.ones(3), normalize=True) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="increasing"):
-        stats.auc_trapz([0, 0, 1], [1, 2, 3])
+        estimators.auc_trapz([0, 0, 1], [1, 2, 3])
 
 
 def test_resampling_is_batched_with_the_same_numbers(monkeypatch):
     """Batches bound the memory of scipy's vectorised resampling and leave the numbers unchanged."""
-    from nascore.report import stats as S
+    from nascore.report import estimators as S
 
     rng = np.random.default_rng(3)
     d, x, y = rng.normal(0.1, 1, 300), rng.normal(size=40), rng.normal(size=40)
@@ -214,7 +214,7 @@ def test_sign_flip_over_many_images_stays_small_in_memory():
     unbatched call peaks above 3 GB."""
     import tracemalloc
 
-    from nascore.report import stats as S
+    from nascore.report import estimators as S
 
     d = np.random.default_rng(0).choice([-100.0, 0.0, 100.0], size=2000, p=[0.1, 0.8, 0.1])
     tracemalloc.start()
