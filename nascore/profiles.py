@@ -28,8 +28,123 @@ from .models.genotypes import MITIGATION_ARCHS
 
 
 @dataclass(frozen=True)
+class EvasionSettings:
+    """Chapter 2, evasion (automl protocol §4.1): image counts, budgets in [0,1] pixel units, NES queries."""
+
+    pgd_images: int = 1000
+    eps_linf: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+    eps_l2: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    sweep_images: int = 1000
+    sweep_steps: int = 10
+    nes_images: int = 100
+    nes_samples: int = 50  # antithetic pairs per gradient estimate (100 queries, the artifact's)
+    nes_max_queries: int = 10_000
+
+
+@dataclass(frozen=True)
+class SmoothnessSettings:
+    """Chapters 3–4, smoothness (automl protocol §5): image counts, power/Hutchinson iterations, contour grid."""
+
+    gv_images: int = 512
+    hessian_images: int = 256
+    hessian_iters: int = 20
+    trace_samples: int = 20
+    contour_grid: int = 41
+    contour_images: int = 20
+
+
+@dataclass(frozen=True)
+class PoisoningSettings:
+    """Chapter 5, random-label poisoning (automl protocol §4.2; ``None`` = the protocol's / the zoo's)."""
+
+    poison_rates: tuple[float, ...] = (0.1, 0.2, 0.4)  # random wrong-label rates; 0 % is the reference
+    poison_models: tuple[str, ...] | None = None  # models poisoned (and their 0 % reference); None = all
+    poison_epochs: int | None = 50  # protocol: 50 epochs from scratch; None = the zoo's epochs
+    poison_train_per_class: int | None = None  # training images per class; None = the zoo's
+    poison_test_per_class: int | None = None  # test images per class; None = the zoo's
+
+
+@dataclass(frozen=True)
+class BackdoorSettings:
+    """Chapter 6, backdoors by fine-tuning (automl protocol §4.3, §5.5; ``None`` = all models / the zoo's data)."""
+
+    backdoor_models: tuple[str, ...] | None = None  # BadNet and TrojanNN into these; None = all
+    backdoor_epochs: int = 20  # fine-tuning epochs (protocol: 20)
+    backdoor_train_images: int | None = None  # fine-tuning images per epoch; None = the zoo's training set
+    backdoor_test_images: int | None = None  # test images evaluated after every epoch; None = the zoo's
+    backdoor_poison_scale: float = 1.0  # multiplies each attack's per-batch poison rate (BadNet 0.02, TrojanNN 0.01)
+    trojannn_neurons: tuple[int, ...] = (1, 2, 4, 8)  # the neuron-number sweep (2 = the default run)
+    neuron_sweep_models: tuple[str, ...] | None = None  # None = all backdoor models
+    latent_imc_models: tuple[str, ...] | None = None  # latent backdoor and IMC; None = all backdoor models
+    latent_samples_per_class: int = 1000  # latent backdoor's sample per class (protocol §4.3)
+    latent_epochs: int = 100  # Adam passes of the latent trigger optimisation
+    imc_inner_iters: int = 20  # IMC trigger re-optimisation passes per epoch
+    imc_inner_batches: int = 21  # training batches per pass
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """Chapter 7, model extraction (automl protocol §4.4; ``None`` = all models / budgets / test images)."""
+
+    extraction_models: tuple[str, ...] | None = None  # victims (and same-architecture thieves); None = all models
+    extraction_budgets: tuple[int, ...] = (1000, 2000, 4000, 8000, 16000)  # queries Q per thief (hard labels)
+    extraction_soft_budgets: tuple[int, ...] | None = None  # budgets also run with soft labels; None = all
+    thief_epochs: int = 25  # the artifact's KnockoffNets nb_epochs
+    extraction_test_images: int | None = None  # test images scoring H(p_victim, q_thief); None = all 10,000
+
+
+@dataclass(frozen=True)
+class MembershipSettings:
+    """Chapter 8, membership inference (automl protocol §4.5)."""
+
+    membership_models: tuple[str, ...] | None = None  # None = the NAS and manual models
+    mia_samples: int = 50  # HopSkipJump: members = confidence-matched non-members (the artifact: 50 + 50)
+    mia_score_samples: int = 5000  # score-based attacks: random members = random non-members
+    mia_pool_images: int | None = None  # test images screened for non-members; None = all 10,000
+    mia_reference_models: int = 0  # offline-LiRA reference models per architecture (0 = LiRA off)
+
+
+@dataclass(frozen=True)
+class DeepSlothSettings:
+    """Chapter 9, DeepSloth (protocol deepsloth.md; defaults are the protocol's). Image counts are test
+    images per backbone, the first ones of the profile's test subset."""
+
+    sdn_models: tuple[str, ...] = SDN_NAMES
+    sdn_scale: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # backbone -> scale knobs
+    sdn_ic_epochs: int = 25  # IC-only training passes over the training set (lr x0.1 at 60 %)
+    sdn_ic_reuse: int = 1  # passes per augmentation draw whose pooled features are computed once
+    sdn_ic_train_images: int | None = None  # class-balanced IC-training subset; None = the backbone's training set
+    sloth_images: int = 10_000  # per-sample DeepSloth L-inf, PGD-20 and the universal attacks
+    sloth_extra_images: int = 10_000  # per-sample L2 / L1 DeepSloth, PGD-avg, PGD-max (exploratory)
+    sloth_iteration_scale: float = 1.0  # fraction of the protocol's iterations of the L2/L1 attacks
+    sloth_universal_images: int = 250  # crafting set of the universal attacks: first training images
+    sloth_class_images: int = 250  # class-universal: crafting training images per class
+    sloth_uap_images: int = 100  # DeepFool-UAP crafting images
+    sloth_uap_passes: int = 100  # DeepFool-UAP passes over them at most
+    sloth_latency_images: int = 1_000  # batch-1 wall-clock timing, clean and attacked
+    sloth_bootstrap: int = 10_000  # bootstrap resamples over test images
+
+
+#: The chapter sections of a profile: attribute name -> settings class.
+SECTIONS: Mapping[str, type] = MappingProxyType({
+    "evasion": EvasionSettings, "smoothness": SmoothnessSettings, "poisoning": PoisoningSettings,
+    "backdoor": BackdoorSettings, "extraction": ExtractionSettings, "membership": MembershipSettings,
+    "deepsloth": DeepSlothSettings,
+})
+#: Every chapter knob -> its section (knob names are unique across sections, so papermill and
+#: :meth:`Profile.override` take them flat: ``-p pgd_images 50``).
+KNOB_SECTION: Mapping[str, str] = MappingProxyType(
+    {f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
 class Profile:
-    """One scale of the whole book. Field units: counts of images/models/epochs, minutes."""
+    """One scale of the whole book: the zoo's models, data and training at the top level, each
+    chapter's knobs in its own section (``P.evasion.pgd_images``, ``P.deepsloth.sloth_images``, …;
+    :data:`SECTIONS`). Field units: counts of images/models/epochs, minutes.
+
+    Knobs are overridden by their (unique) names, flat — ``P.override(pgd_images=50)`` — and
+    validated before any compute (:meth:`override`)."""
 
     name: str
     description: str
@@ -51,69 +166,24 @@ class Profile:
     extra_seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # model -> additional seeds
     model_scale: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # model -> knobs over its family's
     model_recipe: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # model -> Recipe fields over the profile's
-    # Evasion (automl protocol §4.1)
-    pgd_images: int = 1000
-    eps_linf: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
-    eps_l2: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
-    sweep_images: int = 1000
-    sweep_steps: int = 10
-    nes_images: int = 100
-    nes_samples: int = 50  # antithetic pairs per gradient estimate (100 queries, the artifact's)
-    nes_max_queries: int = 10_000
-    # Smoothness (automl protocol §5)
-    gv_images: int = 512
-    hessian_images: int = 256
-    hessian_iters: int = 20
-    trace_samples: int = 20
-    contour_grid: int = 41
-    contour_images: int = 20
     # Minutes each chapter may take at this profile (the book's budget, measured in README)
     chapter_minutes: Mapping[str, float] = field(default_factory=dict)
-    # Chapters 5–6: poisoning and backdoor (automl protocol §4.2, §4.3, §5.5; None = the protocol's / all)
-    poison_rates: tuple[float, ...] = (0.1, 0.2, 0.4)  # random wrong-label rates; 0 % is the reference
-    poison_models: tuple[str, ...] | None = None  # models poisoned (and their 0 % reference); None = all
-    poison_epochs: int | None = 50  # protocol: 50 epochs from scratch; None = the zoo's epochs
-    poison_train_per_class: int | None = None  # training images per class; None = the zoo's
-    poison_test_per_class: int | None = None  # test images per class; None = the zoo's
-    backdoor_models: tuple[str, ...] | None = None  # BadNet and TrojanNN into these; None = all
-    backdoor_epochs: int = 20  # fine-tuning epochs (protocol: 20)
-    backdoor_train_images: int | None = None  # fine-tuning images per epoch; None = the zoo's training set
-    backdoor_test_images: int | None = None  # test images evaluated after every epoch; None = the zoo's
-    backdoor_poison_scale: float = 1.0  # multiplies each attack's per-batch poison rate (BadNet 0.02, TrojanNN 0.01)
-    trojannn_neurons: tuple[int, ...] = (1, 2, 4, 8)  # the neuron-number sweep (2 = the default run)
-    neuron_sweep_models: tuple[str, ...] | None = None  # None = all backdoor models
-    latent_imc_models: tuple[str, ...] | None = None  # latent backdoor and IMC; None = all backdoor models
-    latent_samples_per_class: int = 1000  # latent backdoor's sample per class (protocol §4.3)
-    latent_epochs: int = 100  # Adam passes of the latent trigger optimisation
-    imc_inner_iters: int = 20  # IMC trigger re-optimisation passes per epoch
-    imc_inner_batches: int = 21  # training batches per pass
-    # Chapter 9: DeepSloth (protocol deepsloth.md). Defaults are the protocol's; image counts are test
-    # images per backbone, the first ones of the profile's test subset.
-    sdn_models: tuple[str, ...] = SDN_NAMES
-    sdn_scale: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # backbone -> scale knobs
-    sdn_ic_epochs: int = 25  # IC-only training passes over the training set (lr x0.1 at 60 %)
-    sdn_ic_reuse: int = 1  # passes per augmentation draw whose pooled features are computed once
-    sdn_ic_train_images: int | None = None  # class-balanced IC-training subset; None = the backbone's training set
-    sloth_images: int = 10_000  # per-sample DeepSloth L-inf, PGD-20 and the universal attacks
-    sloth_extra_images: int = 10_000  # per-sample L2 / L1 DeepSloth, PGD-avg, PGD-max (exploratory)
-    sloth_iteration_scale: float = 1.0  # fraction of the protocol's iterations of the L2/L1 attacks
-    sloth_universal_images: int = 250  # crafting set of the universal attacks: first training images
-    sloth_class_images: int = 250  # class-universal: crafting training images per class
-    sloth_uap_images: int = 100  # DeepFool-UAP crafting images
-    sloth_uap_passes: int = 100  # DeepFool-UAP passes over them at most
-    sloth_latency_images: int = 1_000  # batch-1 wall-clock timing, clean and attacked
-    sloth_bootstrap: int = 10_000  # bootstrap resamples over test images
-    # Chapters 7–8: extraction and membership (automl protocol §4.4, §4.5)
-    extraction_models: tuple[str, ...] | None = None  # victims (and same-architecture thieves); None = all models
-    extraction_budgets: tuple[int, ...] = (1000, 2000, 4000, 8000, 16000)  # queries Q per thief (hard labels)
-    extraction_soft_budgets: tuple[int, ...] | None = None  # budgets also run with soft labels; None = all
-    thief_epochs: int = 25  # the artifact's KnockoffNets nb_epochs
-    extraction_test_images: int | None = None  # test images scoring H(p_victim, q_thief); None = all 10,000
-    membership_models: tuple[str, ...] | None = None  # None = the NAS and manual models
-    mia_samples: int = 50  # HopSkipJump: members = confidence-matched non-members (the artifact: 50 + 50)
-    mia_score_samples: int = 5000  # score-based attacks: random members = random non-members
-    mia_pool_images: int | None = None  # test images screened for non-members; None = all 10,000
-    mia_reference_models: int = 0  # offline-LiRA reference models per architecture (0 = LiRA off)
+    # The chapters' sections
+    evasion: EvasionSettings = field(default_factory=EvasionSettings)
+    smoothness: SmoothnessSettings = field(default_factory=SmoothnessSettings)
+    poisoning: PoisoningSettings = field(default_factory=PoisoningSettings)
+    backdoor: BackdoorSettings = field(default_factory=BackdoorSettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    membership: MembershipSettings = field(default_factory=MembershipSettings)
+    deepsloth: DeepSlothSettings = field(default_factory=DeepSlothSettings)
+
+    def __post_init__(self):
+        for section, cls in SECTIONS.items():  # Profile(**p.to_dict()) in worker processes: dicts -> sections
+            value = getattr(self, section)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, section, cls(**value))
+            elif not isinstance(value, cls):
+                raise TypeError(f"Profile.{section} must be a {cls.__name__} or a mapping, got {type(value).__name__}")
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -122,7 +192,7 @@ class Profile:
     def scale_for(self, model: str) -> dict:
         """Scale knobs passed to :func:`nascore.models.build` for ``model`` at this profile."""
         if family(model) == "sdn":
-            return dict(self.sdn_scale.get(model, {}))
+            return dict(self.deepsloth.sdn_scale.get(model, {}))
         base = self.manual_scale if family(model) == "manual" else self.nas_scale
         return {**base, **self.model_scale.get(model, {})}
 
@@ -137,22 +207,42 @@ class Profile:
         return tuple(dict.fromkeys(self.seeds + tuple(self.extra_seeds.get(model, ()))))
 
     def override(self, **knobs) -> "Profile":
-        """A copy with some fields replaced. Unknown names, values of the wrong type and values out
-        of range raise ``ValueError`` naming the knob, the value and what is valid — before any compute."""
-        valid = [f.name for f in dataclasses.fields(self) if f.name != "name"]
+        """A copy with some knobs replaced, by their flat names (top-level fields or any section's knob).
+        Unknown names, values of the wrong type and values out of range raise ``ValueError`` naming the
+        knob, the value and what is valid — before any compute."""
+        valid = [f.name for f in dataclasses.fields(self) if f.name != "name" and f.name not in SECTIONS]
+        valid += list(KNOB_SECTION)
         bad = sorted(set(knobs) - set(valid))
         if bad:
             raise ValueError(f"unknown profile knob(s) {bad}; valid: {', '.join(valid)}")
-        for key, value in list(knobs.items()):
-            knobs[key] = _validated(key, value)
-        return dataclasses.replace(self, **knobs)
+        top, per_section = {}, {}
+        for key, value in knobs.items():
+            value = _validated(key, value)
+            if key in KNOB_SECTION:
+                per_section.setdefault(KNOB_SECTION[key], {})[key] = value
+            else:
+                top[key] = value
+        for section, changes in per_section.items():
+            top[section] = dataclasses.replace(getattr(self, section), **changes)
+        return dataclasses.replace(self, **top)
 
     def to_dict(self) -> dict:
         """Plain, picklable fields (``Profile(**p.to_dict()) == p`` up to mapping types): mappings,
-        nested ones included, become dicts."""
+        nested ones included, and the sections become dicts."""
         def plain(v):
+            if dataclasses.is_dataclass(v):
+                return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
             return {k: plain(x) for k, x in v.items()} if isinstance(v, Mapping) else v
         return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _profile(**knobs) -> Profile:
+    """A profile from flat knobs (as :meth:`Profile.override` takes them): the chapter knobs are
+    gathered into their sections, the rest are top-level fields."""
+    sections: dict[str, dict] = {}
+    for key in [k for k in knobs if k in KNOB_SECTION]:
+        sections.setdefault(KNOB_SECTION[key], {})[key] = knobs.pop(key)
+    return Profile(**knobs, **{s: SECTIONS[s](**kw) for s, kw in sections.items()})
 
 
 #: Integer knobs that count something and must be >= 1 (other integer knobs must be >= 0).
@@ -190,7 +280,7 @@ def _validated(key: str, value: Any) -> Any:
     """Check one override against the field's declared type and range; return it normalised."""
     import typing
 
-    hint = typing.get_type_hints(Profile)[key]
+    hint = typing.get_type_hints(SECTIONS[KNOB_SECTION[key]] if key in KNOB_SECTION else Profile)[key]
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     def fail(why: str):
         raise ValueError(f"profile knob {key}={value!r}: {why}")
@@ -261,7 +351,7 @@ SHORT_RECIPE = MappingProxyType({"nesterov": True, "lr": 0.1, "schedule": "warmu
                                  "cutout": 0, "eval_points": 10, "curve_images": 2000})
 
 PROFILES: Mapping[str, Profile] = MappingProxyType({
-    "smoke": Profile(
+    "smoke": _profile(
         name="smoke",
         description="CI code-path check: 3 NAS + 3 manual + 3 mitigation models, tiny nets, 2 epochs on 200 images.",
         nas_models=("darts", "pc_darts", "snas_mild"),
@@ -291,7 +381,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         membership_models=("darts", "pc_darts", "resnet18", "vgg13_bn"),
         mia_samples=4, mia_score_samples=20, mia_pool_images=100, mia_reference_models=2,
     ),
-    "quick": Profile(
+    "quick": _profile(
         name="quick",
         description=("CPU scale (2 cores; the book takes about three and a quarter hours from scratch, measured: README "
                      "'Book run times'): all 10 NAS "
@@ -404,7 +494,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
                            "resnet18", "dla34", "resnext50_32x4d", "densenet121", "bit_r50x1"),
         mia_samples=20, mia_score_samples=1000, mia_pool_images=2000, mia_reference_models=0,
     ),
-    "paper": Profile(
+    "paper": _profile(
         name="paper",
         description="The protocol's settings: C=36, 20 cells, full-width manual models, 200 epochs, full data (GPU).",
         nas_models=STUDY_NAS,

@@ -22,11 +22,11 @@ from nascore.profiles import get_profile  # noqa: E402
 # ----------------------------------------------------------------------------- chapter 2
 def test_nes_budgets_start_at_one_step_and_match_the_attack_query_count(one_thread):
     P = get_profile("smoke").override(nes_samples=3, nes_max_queries=40)
-    S = P.nes_samples
+    S = P.evasion.nes_samples
     budgets = evasion.nes_budgets(P)
     assert budgets[0] == 2 + (2 * S + 1)              # target query + 2 checks + 2S estimates
     assert all(b2 - b1 == 2 * S + 1 for b1, b2 in zip(budgets, budgets[1:]))
-    assert budgets[-1] <= P.nes_max_queries < budgets[-1] + 2 * S + 1
+    assert budgets[-1] <= P.evasion.nes_max_queries < budgets[-1] + 2 * S + 1
     # the attack's own accounting: an image that never succeeds spends exactly the last budget
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10)).eval()

@@ -11,7 +11,7 @@ def test_three_profiles_and_model_lists():
             assert m in models.names()
     paper = PROFILES["paper"]
     assert paper.scale_for("darts") == {"C": 36, "layers": 20} and paper.epochs == 200
-    assert paper.train_per_class is None and paper.pgd_images == 1000
+    assert paper.train_per_class is None and paper.evasion.pgd_images == 1000
     assert len(PROFILES["quick"].nas_models) == 10 and len(PROFILES["quick"].manual_models) == 7
 
 
@@ -81,3 +81,21 @@ def test_model_recipe_overrides_one_model_and_enters_its_cache_key(synthetic_cif
         quick.override(model_recipe={"resnet18": {"epoch": 2}})
     with pytest.raises(ValueError, match="model_recipe"):
         quick.override(model_recipe={"resnet18": 2})
+
+
+def test_chapter_knobs_live_in_their_sections_and_are_overridden_flat():
+    """Each chapter's knobs are one section of the profile (``P.evasion``, ``P.deepsloth``, …); an
+    override names the knob flat, lands in its section only, and is validated before any compute."""
+    from nascore.profiles import KNOB_SECTION, SECTIONS
+
+    quick = get_profile("quick")
+    assert set(KNOB_SECTION.values()) == set(SECTIONS)
+    assert all(isinstance(getattr(quick, s), cls) for s, cls in SECTIONS.items())
+    changed = quick.override(pgd_images=7, sloth_images=3, epochs=2)
+    assert (changed.evasion.pgd_images, changed.deepsloth.sloth_images, changed.epochs) == (7, 3, 2)
+    assert changed.smoothness == quick.smoothness and changed.evasion.eps_linf == quick.evasion.eps_linf
+    assert quick.evasion.pgd_images == 200  # the original is untouched (frozen)
+    with pytest.raises(ValueError, match=r"profile knob sloth_images=0: must be >= 1"):
+        quick.override(sloth_images=0)
+    with pytest.raises(ValueError, match=r"unknown profile knob\(s\) \['evasion'\]"):
+        quick.override(evasion={"pgd_images": 3})

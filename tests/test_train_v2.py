@@ -202,5 +202,5 @@ def test_profile_override_validates_values(knobs, message):
 
 def test_profile_override_accepts_valid_values_and_none():
     p = get_profile("smoke", epochs=3, train_per_class=None, eps_linf=[1 / 255], recipe={"lr": 0.1})
-    assert p.epochs == 3 and p.train_per_class is None and p.eps_linf == (1 / 255,)
+    assert p.epochs == 3 and p.train_per_class is None and p.evasion.eps_linf == (1 / 255,)
     assert p.recipe_overrides()["lr"] == 0.1

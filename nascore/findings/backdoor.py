@@ -29,11 +29,11 @@ DEFAULT_NEURONS = 2  # the artifact's neuron_num
 
 
 def models(profile: Profile) -> tuple[str, ...]:
-    return tuple(profile.backdoor_models) if profile.backdoor_models is not None else profile.models
+    return tuple(profile.backdoor.backdoor_models) if profile.backdoor.backdoor_models is not None else profile.models
 
 
 def _subset(profile: Profile, knob: str) -> tuple[str, ...]:
-    chosen = getattr(profile, knob)
+    chosen = getattr(profile.backdoor, knob)
     return models(profile) if chosen is None else tuple(chosen)
 
 
@@ -52,17 +52,17 @@ def check(profile: Profile, workers: int | None = None) -> tuple[str, ...]:
             raise ValueError(f"{knob} lists {outside}, which are not among the backdoor models {list(chosen)}")
     for knob in ("backdoor_epochs", "latent_samples_per_class", "latent_epochs", "imc_inner_iters",
                  "imc_inner_batches"):
-        if getattr(profile, knob) < 1:
-            raise ValueError(f"{knob}={getattr(profile, knob)} must be >= 1")
+        if getattr(profile.backdoor, knob) < 1:
+            raise ValueError(f"{knob}={getattr(profile.backdoor, knob)} must be >= 1")
     for knob in ("backdoor_train_images", "backdoor_test_images"):
-        v = getattr(profile, knob)
+        v = getattr(profile.backdoor, knob)
         if v is not None and v < 1:
             raise ValueError(f"{knob}={v} must be >= 1 or None")
-    if not 0 < profile.backdoor_poison_scale * BadNet.poison_rate < 1:
-        raise ValueError(f"backdoor_poison_scale={profile.backdoor_poison_scale} gives a BadNet poison rate of "
-                         f"{profile.backdoor_poison_scale * BadNet.poison_rate:g}; valid: a scale in (0, 50)")
-    if any(n < 1 for n in profile.trojannn_neurons):
-        raise ValueError(f"trojannn_neurons {profile.trojannn_neurons} must all be >= 1")
+    if not 0 < profile.backdoor.backdoor_poison_scale * BadNet.poison_rate < 1:
+        raise ValueError(f"backdoor_poison_scale={profile.backdoor.backdoor_poison_scale} gives a BadNet poison rate of "
+                         f"{profile.backdoor.backdoor_poison_scale * BadNet.poison_rate:g}; valid: a scale in (0, 50)")
+    if any(n < 1 for n in profile.backdoor.trojannn_neurons):
+        raise ValueError(f"trojannn_neurons {profile.backdoor.trojannn_neurons} must all be >= 1")
     if not {"nas", "manual"} <= {family(m) for m in chosen}:
         raise ValueError(f"backdoor_models needs NAS and manual models for the comparison, got {list(chosen)}")
     return chosen
@@ -72,19 +72,19 @@ def attacks(profile: Profile) -> dict[str, object]:
     """The configured attacks by column prefix (``badnet``, ``trojannn``, ``trojannn_n<k>``, ``latent``, ``imc``).
 
     Each attack's per-batch poison rate is the artifact's (BadNet and latent 0.02, TrojanNN and IMC 0.01) times
-    ``profile.backdoor_poison_scale``; TrojanNN ranks the penultimate units over the fine-tuning images.
+    ``profile.backdoor.backdoor_poison_scale``; TrojanNN ranks the penultimate units over the fine-tuning images.
     """
-    scale = profile.backdoor_poison_scale
-    trojan = dict(poison_rate=TrojanNN.poison_rate * scale, feature_images=profile.backdoor_train_images)
+    scale = profile.backdoor.backdoor_poison_scale
+    trojan = dict(poison_rate=TrojanNN.poison_rate * scale, feature_images=profile.backdoor.backdoor_train_images)
     out = {"badnet": BadNet(poison_rate=BadNet.poison_rate * scale),
            "trojannn": TrojanNN(neuron_num=DEFAULT_NEURONS, **trojan)}
-    for k in profile.trojannn_neurons:
+    for k in profile.backdoor.trojannn_neurons:
         if k != DEFAULT_NEURONS:
             out[f"trojannn_n{k}"] = TrojanNN(neuron_num=k, **trojan)
-    out["latent"] = LatentBackdoor(samples_per_class=profile.latent_samples_per_class, epochs=profile.latent_epochs,
+    out["latent"] = LatentBackdoor(samples_per_class=profile.backdoor.latent_samples_per_class, epochs=profile.backdoor.latent_epochs,
                                    poison_rate=LatentBackdoor.poison_rate * scale)
-    out["imc"] = IMC(neuron_num=DEFAULT_NEURONS, inner_iters=profile.imc_inner_iters,
-                     inner_batches=profile.imc_inner_batches, **trojan)
+    out["imc"] = IMC(neuron_num=DEFAULT_NEURONS, inner_iters=profile.backdoor.imc_inner_iters,
+                     inner_batches=profile.backdoor.imc_inner_batches, **trojan)
     return out
 
 
@@ -98,9 +98,9 @@ def jobs(profile: Profile) -> dict[tuple[str, str, int], InjectionJob]:
         chosen = which.get(prefix, _subset(profile, "neuron_sweep_models"))
         for m in chosen:
             for s in profile.seeds_for(m):
-                out[(prefix, m, s)] = InjectionJob(attack, m, epochs=profile.backdoor_epochs, seed=s,
-                                                   train_images=profile.backdoor_train_images,
-                                                   test_images=profile.backdoor_test_images)
+                out[(prefix, m, s)] = InjectionJob(attack, m, epochs=profile.backdoor.backdoor_epochs, seed=s,
+                                                   train_images=profile.backdoor.backdoor_train_images,
+                                                   test_images=profile.backdoor.backdoor_test_images)
     return out
 
 

@@ -56,17 +56,17 @@ def check_profile(P: Profile, seed: int = 0) -> None:
     know), and the chapter's ``seed`` (of the backbones, the ICs and the attacks): an int >= 0."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    if not 0 < P.sloth_iteration_scale <= 1:
-        raise ValueError(f"sloth_iteration_scale must be in (0, 1], got {P.sloth_iteration_scale}")
-    if P.sloth_extra_images > P.sloth_images:
-        raise ValueError(f"sloth_extra_images ({P.sloth_extra_images}) must be <= sloth_images ({P.sloth_images})")
-    if P.sloth_latency_images > P.sloth_images:
-        raise ValueError(f"sloth_latency_images ({P.sloth_latency_images}) must be <= sloth_images ({P.sloth_images})")
+    if not 0 < P.deepsloth.sloth_iteration_scale <= 1:
+        raise ValueError(f"sloth_iteration_scale must be in (0, 1], got {P.deepsloth.sloth_iteration_scale}")
+    if P.deepsloth.sloth_extra_images > P.deepsloth.sloth_images:
+        raise ValueError(f"sloth_extra_images ({P.deepsloth.sloth_extra_images}) must be <= sloth_images ({P.deepsloth.sloth_images})")
+    if P.deepsloth.sloth_latency_images > P.deepsloth.sloth_images:
+        raise ValueError(f"sloth_latency_images ({P.deepsloth.sloth_latency_images}) must be <= sloth_images ({P.deepsloth.sloth_images})")
 
 
 def attack_plan(P: Profile, seed: int = 0) -> dict:
-    """The configured attacks; ℓ2/ℓ1 iteration counts scaled by ``P.sloth_iteration_scale``."""
-    s = P.sloth_iteration_scale
+    """The configured attacks; ℓ2/ℓ1 iteration counts scaled by ``P.deepsloth.sloth_iteration_scale``."""
+    s = P.deepsloth.sloth_iteration_scale
     def it(n): return max(1, round(n * s))  # noqa: E704
     return {"deepsloth_linf": DeepSloth("linf", seed=seed),
             "deepsloth_l2": DeepSloth("l2", steps=11 * it(50), seed=seed),
@@ -74,9 +74,9 @@ def attack_plan(P: Profile, seed: int = 0) -> dict:
             "universal_linf": UniversalDeepSloth("linf", seed=seed),
             "universal_l2": UniversalDeepSloth("l2", steps=it(50), seed=seed),
             "universal_l1": UniversalDeepSloth("l1", steps=it(100), seed=seed),
-            "class_universal": ClassUniversalDeepSloth("linf", per_class=P.sloth_class_images, seed=seed),
+            "class_universal": ClassUniversalDeepSloth("linf", per_class=P.deepsloth.sloth_class_images, seed=seed),
             "pgd20": ExitPGD("final", seed=seed), "pgd_avg": ExitPGD("avg", seed=seed),
-            "pgd_max": ExitPGD("max", seed=seed), "uap": DeepFoolUAP(max_passes=P.sloth_uap_passes, seed=seed)}
+            "pgd_max": ExitPGD("max", seed=seed), "uap": DeepFoolUAP(max_passes=P.deepsloth.sloth_uap_passes, seed=seed)}
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,7 @@ def evaluate_backbone(name: str, P: Profile, seed: int = 0, device=None, data=No
     accs = exit_accuracies(full, test_y.numpy())
     table = threshold_table(full, test_y.numpy(), costs)
     q = {rad: choose_threshold(table, accs[-1], rad) for rad in RAD_BUDGETS}
-    n, m = min(P.sloth_images, len(test_y)), min(P.sloth_extra_images, len(test_y))
+    n, m = min(P.deepsloth.sloth_images, len(test_y)), min(P.deepsloth.sloth_extra_images, len(test_y))
     x, y = _as_float(test_x[:n]), test_y[:n]
     plan, seconds, records, extra = attack_plan(P, seed), {}, {"clean": exit_record(sdn, x)}, {}
     for key in ("deepsloth_linf", "pgd20") + PER_SAMPLE_EXTRA:
@@ -105,22 +105,22 @@ def evaluate_backbone(name: str, P: Profile, seed: int = 0, device=None, data=No
         seconds[key] = (time.perf_counter() - t0, k)
         records[key] = exit_record(sdn, res.x_adv)
         if key == "deepsloth_linf":
-            extra["deepsloth_linf"] = res.x_adv[:P.sloth_latency_images].cpu()
+            extra["deepsloth_linf"] = res.x_adv[:P.deepsloth.sloth_latency_images].cpu()
     for key in ("universal_linf", "universal_l2", "universal_l1"):
         t0 = time.perf_counter()
-        pert = plan[key].craft(sdn, train_x[:P.sloth_universal_images])
-        seconds[key] = (time.perf_counter() - t0, P.sloth_universal_images)
+        pert = plan[key].craft(sdn, train_x[:P.deepsloth.sloth_universal_images])
+        seconds[key] = (time.perf_counter() - t0, P.deepsloth.sloth_universal_images)
         records[key] = exit_record(sdn, pert.apply(x))
     t0 = time.perf_counter()
     perts = plan["class_universal"].craft(sdn, train_x, train_y, classes=sorted(set(y.tolist())))
-    seconds["class_universal"] = (time.perf_counter() - t0, P.sloth_class_images * len(perts))
+    seconds["class_universal"] = (time.perf_counter() - t0, P.deepsloth.sloth_class_images * len(perts))
     x_cls = x.clone()
     for c, pert in perts.items():
         x_cls[y == c] = pert.apply(x[y == c])
     records["class_universal"] = exit_record(sdn, x_cls)
     t0 = time.perf_counter()
-    uap = plan["uap"].craft(sdn, train_x[:P.sloth_uap_images])
-    seconds["uap"] = (time.perf_counter() - t0, P.sloth_uap_images)
+    uap = plan["uap"].craft(sdn, train_x[:P.deepsloth.sloth_uap_images])
+    seconds["uap"] = (time.perf_counter() - t0, P.deepsloth.sloth_uap_images)
     records["uap"] = exit_record(sdn, uap.apply(x))
 
     labels = y.numpy()
@@ -149,7 +149,7 @@ def evaluate_backbone(name: str, P: Profile, seed: int = 0, device=None, data=No
             "threshold_table": table.assign(backbone=name),
             "attack_seconds": pd.DataFrame([{"backbone": name, "attack": k, "seconds": s, "images": i}
                                             for k, (s, i) in seconds.items()]),
-            "backbones": pd.DataFrame([info]), "latency_inputs": {"clean": x[:P.sloth_latency_images].cpu(), **extra}}
+            "backbones": pd.DataFrame([info]), "latency_inputs": {"clean": x[:P.deepsloth.sloth_latency_images].cpu(), **extra}}
 
 
 def _full_at(table: pd.DataFrame, q: float, costs, final_acc: float) -> dict:
@@ -168,13 +168,13 @@ def _worker(name: str, profile_fields: dict, seed: int) -> dict:
 
 
 def evaluate(P: Profile, seed: int = 0, workers: int | None = None, data=None) -> dict:
-    """Run :func:`evaluate_backbone` for every backbone of ``P.sdn_models`` (in ``workers``
+    """Run :func:`evaluate_backbone` for every backbone of ``P.deepsloth.sdn_models`` (in ``workers``
     single-threaded processes on the CPU) and concatenate: ``per_image``, ``exits``,
     ``thresholds``, ``threshold_table``, ``attack_seconds``, ``backbones`` (DataFrames) and
     ``latency_inputs`` ({backbone: {"clean", "deepsloth_linf"} images})."""
     check_profile(P)
     workers = zoo.default_workers() if workers is None else int(workers)
-    names = list(P.sdn_models)
+    names = list(P.deepsloth.sdn_models)
     if workers > 1 and data is None and zoo.default_device().type == "cpu" and len(names) > 1:
         parts = map_in_workers(_worker, [(n, P.to_dict(), seed) for n in names], workers=workers)
     else:
@@ -189,7 +189,7 @@ def latency(P: Profile, run: dict, seed: int = 0, rad: float = 0.05, data=None) 
     """Measured batch-1, one-thread early-exit wall time per image, clean vs DeepSloth ℓ∞ inputs,
     at the RAD threshold ``rad``: one row per (backbone, input, image)."""
     rows = []
-    for name in P.sdn_models:
+    for name in P.deepsloth.sdn_models:
         sdn = trained_sdn(name, P, seed, device="cpu", data=data).model
         th = run["thresholds"]
         q = float(th[(th.backbone == name) & np.isclose(th.rad, rad)].q.iloc[0])
@@ -299,9 +299,9 @@ BOOTSTRAP_CAP = 2_000
 
 
 def bootstrap_draws(P: Profile) -> int:
-    """Resamples used by the chapter's reductions and verdicts: ``P.sloth_bootstrap``, at most
+    """Resamples used by the chapter's reductions and verdicts: ``P.deepsloth.sloth_bootstrap``, at most
     :data:`BOOTSTRAP_CAP`."""
-    return min(P.sloth_bootstrap, BOOTSTRAP_CAP)
+    return min(P.deepsloth.sloth_bootstrap, BOOTSTRAP_CAP)
 
 
 def pct(v) -> str:

@@ -165,11 +165,11 @@ def nes_steps(profile: Profile) -> int:
     """PGD steps the NES budget affords. Queries of an image that fails after ``t`` steps
     (runner-up target, early stopping; :mod:`nascore.attacks.nes`): 1 target query + ``t + 1``
     success checks + ``2·samples`` per step, i.e. ``2 + t·(2·samples + 1)``."""
-    per_step = 2 * profile.nes_samples + 1
-    steps = (profile.nes_max_queries - 2) // per_step
+    per_step = 2 * profile.evasion.nes_samples + 1
+    steps = (profile.evasion.nes_max_queries - 2) // per_step
     if steps < 1:
-        raise ValueError(f"nes_max_queries={profile.nes_max_queries} affords no NES step with "
-                         f"nes_samples={profile.nes_samples}: one step costs 2 + {per_step} = {2 + per_step} "
+        raise ValueError(f"nes_max_queries={profile.evasion.nes_max_queries} affords no NES step with "
+                         f"nes_samples={profile.evasion.nes_samples}: one step costs 2 + {per_step} = {2 + per_step} "
                          f"queries")
     return steps
 
@@ -177,14 +177,14 @@ def nes_steps(profile: Profile) -> int:
 def nes_budgets(profile: Profile) -> list[int]:
     """The query budgets on the x-axis: the cost of 1, 2, …, :func:`nes_steps` steps, so the axis
     starts where one step is affordable and has one point per step."""
-    return [2 + t * (2 * profile.nes_samples + 1) for t in range(1, nes_steps(profile) + 1)]
+    return [2 + t * (2 * profile.evasion.nes_samples + 1) for t in range(1, nes_steps(profile) + 1)]
 
 
 def nes_attack(profile: Profile, seed: int = 0) -> NES:
     """Targeted (runner-up class) NES-PGD, L∞ 8/255, step 2/255, σ = 10⁻³, argmax = target,
     with as many steps as the profile's query budget affords."""
     return NES(norm="linf", eps=8 / 255, alpha=2 / 255, steps=nes_steps(profile), targeted=True, target="runner_up",
-               success_fn=hits_target, sigma=1e-3, samples=profile.nes_samples, seed=seed)
+               success_fn=hits_target, sigma=1e-3, samples=profile.evasion.nes_samples, seed=seed)
 
 
 def nes_run(entry, x, y, index, profile: Profile, name: str, seed: int):
@@ -215,14 +215,14 @@ def _evaluate_model(name: str, key: str, profile_fields: dict, seed: int, x: tor
     pos = torch.searchsorted(union, own)  # own ⊆ union, both sorted
     xp, yp = xs[pos], ys[pos]
     curves = []
-    for norm, eps_values in (("linf", profile.eps_linf), ("l2", profile.eps_l2)):
-        c = pd.DataFrame(robust_curve(entry, xp[:profile.sweep_images], yp[:profile.sweep_images], norm,
-                                      eps_values, profile.sweep_steps, seed))
+    for norm, eps_values in (("linf", profile.evasion.eps_linf), ("l2", profile.evasion.eps_l2)):
+        c = pd.DataFrame(robust_curve(entry, xp[:profile.evasion.sweep_images], yp[:profile.evasion.sweep_images], norm,
+                                      eps_values, profile.evasion.sweep_steps, seed))
         curves += [{**base, **r} for r in c.to_dict("records")]
         for col, sfx in (("robust_acc", ""), ("robust_acc_last_step", "_last_step")):
             s = curve_summary(c, col)
             row[f"{norm}_auc{sfx}"], row[f"{norm}_eps50{sfx}"] = s["auc"], s["eps50"]
-    k = profile.nes_images
+    k = profile.evasion.nes_images
     rows, nes_table = nes_run(entry, xp[:k], yp[:k], own[:k], profile, name, seed)
     row["nes_asr"], row["nes_images"] = rows[-1]["nes_asr"], len(nes_table)
     if family(name) != "manual":
@@ -248,7 +248,7 @@ def evaluate_models(entries: dict, profile: Profile, data, workers: int | None =
     nes_budgets(profile)  # validate the NES budget before any compute
     if workers is not None and int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    protocol, pairs = image_sets(entries, data, profile.pgd_images, PAIRED_BASELINE, profile.mitigation_models)
+    protocol, pairs = image_sets(entries, data, profile.evasion.pgd_images, PAIRED_BASELINE, profile.mitigation_models)
     jobs = []
     for (name, seed), entry in entries.items():
         test_x, test_y = evaluation_subset(entry, data)
@@ -257,7 +257,7 @@ def evaluate_models(entries: dict, profile: Profile, data, workers: int | None =
         union = torch.unique(torch.cat([own, *mine]))
         jobs.append((name, entry.record["key"], profile.to_dict(), seed, test_x[union], test_y[union], union, own))
     if workers is None:  # smoke scale: process start-up (~5 s each) would dominate
-        workers = 1 if profile.pgd_images * len(jobs) < 1_000 else None
+        workers = 1 if profile.evasion.pgd_images * len(jobs) < 1_000 else None
     if workers == 1:
         results = [_evaluate_model(*job, entry=entries[(job[0], job[3])]) for job in jobs]
     else:

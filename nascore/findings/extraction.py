@@ -41,9 +41,9 @@ THIEVES_PER_PROCESS = 8  # a worker process is replaced after this many thieves 
 
 
 def chapter_models(profile: Profile) -> tuple[str, ...]:
-    """The victims of this chapter: ``profile.extraction_models`` (validated against the profile's
+    """The victims of this chapter: ``profile.extraction.extraction_models`` (validated against the profile's
     zoo) or, if ``None``, every model of the profile."""
-    models = profile.models if profile.extraction_models is None else tuple(profile.extraction_models)
+    models = profile.models if profile.extraction.extraction_models is None else tuple(profile.extraction.extraction_models)
     unknown = [m for m in models if m not in profile.models]
     if unknown:
         raise ValueError(f"extraction_models {unknown} are not in profile {profile.name!r}'s zoo; "
@@ -56,29 +56,29 @@ def chapter_models(profile: Profile) -> tuple[str, ...]:
 
 def check_parameters(profile: Profile, n_train: int | None = None) -> None:
     """Every knob of this chapter, before any compute (budgets against ``n_train`` when known)."""
-    check_budgets(tuple(profile.extraction_budgets), n_train)
-    if profile.extraction_soft_budgets is not None:
-        check_budgets(tuple(profile.extraction_soft_budgets), n_train)
-    if profile.thief_epochs < 1:
-        raise ValueError(f"thief_epochs must be >= 1, got {profile.thief_epochs}")
-    n = profile.extraction_test_images
+    check_budgets(tuple(profile.extraction.extraction_budgets), n_train)
+    if profile.extraction.extraction_soft_budgets is not None:
+        check_budgets(tuple(profile.extraction.extraction_soft_budgets), n_train)
+    if profile.extraction.thief_epochs < 1:
+        raise ValueError(f"thief_epochs must be >= 1, got {profile.extraction.thief_epochs}")
+    n = profile.extraction.extraction_test_images
     if n is not None and not 1 <= n <= 10_000:
         raise ValueError(f"extraction_test_images must be in 1..10000 or None, got {n}")
 
 
 def soft_budgets(profile: Profile) -> tuple[int, ...]:
-    return tuple(profile.extraction_budgets) if profile.extraction_soft_budgets is None \
-        else tuple(profile.extraction_soft_budgets)
+    return tuple(profile.extraction.extraction_budgets) if profile.extraction.extraction_soft_budgets is None \
+        else tuple(profile.extraction.extraction_soft_budgets)
 
 
 def thief_overrides(profile: Profile) -> dict:
-    """The thief's recipe (the artifact's ART loop, :data:`THIEF_RECIPE`) for ``profile.thief_epochs``."""
-    return {**THIEF_RECIPE, "epochs": profile.thief_epochs,
+    """The thief's recipe (the artifact's ART loop, :data:`THIEF_RECIPE`) for ``profile.extraction.thief_epochs``."""
+    return {**THIEF_RECIPE, "epochs": profile.extraction.thief_epochs,
             "test_per_class": min(MONITOR_PER_CLASS, profile.test_per_class or MONITOR_PER_CLASS)}
 
 
 def eval_indices(profile: Profile, n_test: int) -> torch.Tensor:
-    n = n_test if profile.extraction_test_images is None else profile.extraction_test_images
+    n = n_test if profile.extraction.extraction_test_images is None else profile.extraction.extraction_test_images
     return torch.randperm(n_test, generator=torch.Generator().manual_seed(EVAL_SEED))[:n].sort().values
 
 
@@ -124,7 +124,7 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
     jobs = []
     for (name, seed), entry in victims.items():
         probs = predict_probs(entry.model, data.test_x[idx])
-        budgets = [(b, "hard") for b in profile.extraction_budgets] + [(b, "soft") for b in soft_budgets(profile)]
+        budgets = [(b, "hard") for b in profile.extraction.extraction_budgets] + [(b, "soft") for b in soft_budgets(profile)]
         for budget, mode in budgets:
             variant = ThiefVariant(victim=name, victim_key=entry.record["key"], budget=budget, mode=mode,
                                    load_victim=victim_model)
@@ -138,7 +138,7 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
             print(f"thief {r['thief']:>16} Q={r['budget']:>5} {r['mode']}: CE {r['ce']:.3f} "
                   f"acc {100 * r['thief_acc']:.1f} % ({elapsed:.0f} s)", flush=True)
 
-    passes = sum(j[3].budget for j in jobs) * profile.thief_epochs
+    passes = sum(j[3].budget for j in jobs) * profile.extraction.thief_epochs
     results = map_in_workers(_score_thief, jobs, 1 if passes < IN_PROCESS_BELOW else workers, report,
                              tasks_per_process=THIEVES_PER_PROCESS)
     conf = {key: victim_row(*key, entry) for key, entry in victims.items()}

@@ -66,9 +66,9 @@ class MembershipSets:
 
 
 def chapter_models(profile: Profile) -> tuple[str, ...]:
-    """``profile.membership_models`` (validated) or the profile's NAS and manual models."""
-    models = (profile.nas_models + profile.manual_models) if profile.membership_models is None \
-        else tuple(profile.membership_models)
+    """``profile.membership.membership_models`` (validated) or the profile's NAS and manual models."""
+    models = (profile.nas_models + profile.manual_models) if profile.membership.membership_models is None \
+        else tuple(profile.membership.membership_models)
     unknown = [m for m in models if m not in profile.models]
     if unknown:
         raise ValueError(f"membership_models {unknown} are not in profile {profile.name!r}'s zoo; "
@@ -81,26 +81,26 @@ def chapter_models(profile: Profile) -> tuple[str, ...]:
 def check_parameters(profile: Profile, n_train: int | None = None, n_test: int = 10_000) -> None:
     """Every knob of this chapter, before any compute."""
     for k in ("mia_samples", "mia_score_samples"):
-        if getattr(profile, k) < 1:
-            raise ValueError(f"{k} must be >= 1, got {getattr(profile, k)}")
-    pool = profile.mia_pool_images if profile.mia_pool_images is not None else n_test
+        if getattr(profile.membership, k) < 1:
+            raise ValueError(f"{k} must be >= 1, got {getattr(profile.membership, k)}")
+    pool = profile.membership.mia_pool_images if profile.membership.mia_pool_images is not None else n_test
     if not 1 <= pool <= n_test:
-        raise ValueError(f"mia_pool_images must be in 1..{n_test} or None, got {profile.mia_pool_images}")
-    need = max(profile.mia_samples, profile.mia_score_samples)
+        raise ValueError(f"mia_pool_images must be in 1..{n_test} or None, got {profile.membership.mia_pool_images}")
+    need = max(profile.membership.mia_samples, profile.membership.mia_score_samples)
     if need > pool:
         raise ValueError(f"mia_pool_images={pool} test images cannot supply {need} non-members")
     if n_train is not None and need > n_train:
         raise ValueError(f"the training split has {n_train} images, fewer than the {need} members asked for")
-    if profile.mia_reference_models == 1:
+    if profile.membership.mia_reference_models == 1:
         raise ValueError("mia_reference_models must be 0 (LiRA off) or >= 2 (a variance needs two models)")
 
 
 def draw_sets(profile: Profile, train_x: torch.Tensor, n_test: int) -> MembershipSets:
-    members, member_idx = artifact_members(train_x, profile.mia_samples, seed=ARTIFACT_SEED)
-    pool = n_test if profile.mia_pool_images is None else profile.mia_pool_images
+    members, member_idx = artifact_members(train_x, profile.membership.mia_samples, seed=ARTIFACT_SEED)
+    pool = n_test if profile.membership.mia_pool_images is None else profile.membership.mia_pool_images
     return MembershipSets(boundary_members=members, boundary_member_idx=member_idx,
-                          score_member_idx=random_indices(len(train_x), profile.mia_score_samples, SCORE_SEED),
-                          pool_idx=random_indices(n_test, pool, POOL_SEED), n_score=profile.mia_score_samples)
+                          score_member_idx=random_indices(len(train_x), profile.membership.mia_score_samples, SCORE_SEED),
+                          pool_idx=random_indices(n_test, pool, POOL_SEED), n_score=profile.membership.mia_score_samples)
 
 
 def _attack_rows(attack: str, labels: np.ndarray, scores: np.ndarray, fold: bool) -> dict:
@@ -163,12 +163,12 @@ def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSe
 
 
 def train_references(models, profile: Profile, n_train: int, progress: bool = True) -> dict[str, tuple[str, ...]]:
-    """Offline-LiRA reference models (``profile.mia_reference_models`` per architecture, trained
+    """Offline-LiRA reference models (``profile.membership.mia_reference_models`` per architecture, trained
     without the score-based members); ``{model: (cache keys,)}``, empty when LiRA is off."""
-    r = profile.mia_reference_models
+    r = profile.membership.mia_reference_models
     if r == 0:
         return {m: () for m in models}
-    variant = HoldOutVariant(profile.mia_score_samples, SCORE_SEED)
+    variant = HoldOutVariant(profile.membership.mia_score_samples, SCORE_SEED)
     seeds = tuple(REFERENCE_SEED0 + i for i in range(r))
     small = n_train * profile.epochs * len(models) * r < 20_000  # process start-up would dominate
     refs = zoo.train_many(models, profile, seeds=seeds, variant=variant, progress=progress,
@@ -196,7 +196,7 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
     refs = train_references(models, profile, len(train_x), progress)
     hsj = hsj or artifact_hopskipjump()
     jobs = [(name, profile.to_dict(), seed, sets, hsj, refs[name]) for name, seed in victims]
-    small = 2 * profile.mia_samples * 720 * len(jobs) < 50_000  # forward passes: process start-up would dominate
+    small = 2 * profile.membership.mia_samples * 720 * len(jobs) < 50_000  # forward passes: process start-up would dominate
 
     def report(r, elapsed):
         if progress:
@@ -273,14 +273,14 @@ def verdict_rows(per_model: pd.DataFrame, profile: Profile) -> list[dict]:
     * ``mia_loss_auc``: the primary statistic of ``membership.score_auc``; ``mia_loss_tpr_at_1fpr``
       and, where reference models were trained, ``mia_lira_auc`` exploratory.
 
-    Each row's setting names the images it rests on (``profile.mia_samples`` members + as many
-    non-members for the label-only attack, ``profile.mia_score_samples`` for the score-based ones).
+    Each row's setting names the images it rests on (``profile.membership.mia_samples`` members + as many
+    non-members for the label-only attack, ``profile.membership.mia_score_samples`` for the score-based ones).
     """
     from ..report import CONFOUNDS
     from .common import nas_vs_manual
 
     conf = CONFOUNDS + EXTRA_CONFOUNDS
-    n_b, n_s = profile.mia_samples, profile.mia_score_samples
+    n_b, n_s = profile.membership.mia_samples, profile.membership.mia_score_samples
     rows = [nas_vs_manual(per_model, "mia_boundary_auc", confounds=conf, setting=f"{n_b} + {n_b} images, L∞ score",
                           profile=profile.name),
             nas_vs_manual(per_model, "mia_boundary_auc_l2", confounds=conf,

@@ -131,7 +131,7 @@ def gv_init_seeds(entries: dict, names, profile: Profile, data, init_seeds, seed
     same ``gv_images`` test images for every model: one row per (model, init_seed)."""
     if len(init_seeds) < 2 or len(set(init_seeds)) != len(init_seeds):
         raise ValueError(f"init_seeds must be at least 2 distinct seeds, got {list(init_seeds)}")
-    gx, gy = evaluation_images(entries[(BASELINE, seed)], data, profile.gv_images)
+    gx, gy = evaluation_images(entries[(BASELINE, seed)], data, profile.smoothness.gv_images)
     rows = []
     for name in names:
         for s in init_seeds:

@@ -32,8 +32,8 @@ def pct(rate: float) -> int:
 
 
 def models(profile: Profile) -> tuple[str, ...]:
-    """The models this chapter poisons: ``profile.poison_models`` or every model of the profile."""
-    return tuple(profile.poison_models) if profile.poison_models is not None else profile.models
+    """The models this chapter poisons: ``profile.poisoning.poison_models`` or every model of the profile."""
+    return tuple(profile.poisoning.poison_models) if profile.poisoning.poison_models is not None else profile.models
 
 
 def check(profile: Profile, workers: int | None = None) -> tuple[str, ...]:
@@ -44,11 +44,11 @@ def check(profile: Profile, workers: int | None = None) -> tuple[str, ...]:
     unknown = [m for m in chosen if m not in names()]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown} in poison_models; valid: {', '.join(names())}")
-    bad = [r for r in profile.poison_rates if not 0 < r < 1]
+    bad = [r for r in profile.poisoning.poison_rates if not 0 < r < 1]
     if bad:
         raise ValueError(f"poison_rates {bad} outside (0, 1); valid: fractions such as 0.1, 0.2, 0.4")
     for k in ("poison_epochs", "poison_train_per_class", "poison_test_per_class"):
-        v = getattr(profile, k)
+        v = getattr(profile.poisoning, k)
         if v is not None and v < 1:
             raise ValueError(f"{k}={v} must be >= 1 or None")
     fams = {family(m) for m in chosen}
@@ -61,8 +61,8 @@ def overrides(profile: Profile) -> dict:
     """Zoo overrides of the poisoning recipe. Empty: the 0 % reference is the clean zoo model itself.
     Otherwise the 0 % reference is trained alike, without the within-run accuracy curve (``eval_points``
     0: it does not change the weights, and this chapter reads only the per-epoch accuracy)."""
-    knobs = {"epochs": profile.poison_epochs, "train_per_class": profile.poison_train_per_class,
-             "test_per_class": profile.poison_test_per_class}
+    knobs = {"epochs": profile.poisoning.poison_epochs, "train_per_class": profile.poisoning.poison_train_per_class,
+             "test_per_class": profile.poisoning.poison_test_per_class}
     knobs = {k: v for k, v in knobs.items() if v is not None}
     return {**knobs, "eval_points": 0} if knobs else knobs
 
@@ -83,7 +83,7 @@ def train_all(profile: Profile, progress: bool = True, workers: int | None = Non
     """Train (or load) the 0 % reference and every poisoned model: ``{(model, seed, rate): TrainedModel}``."""
     chosen, over = check(profile), overrides(profile)
     out = {}
-    for rate in (0.0, *profile.poison_rates):
+    for rate in (0.0, *profile.poisoning.poison_rates):
         v = None if rate == 0 else variant(profile, rate)
         got = zoo.train_many(chosen, profile, seeds=seeds(profile), workers=workers, progress=progress, variant=v,
                              **over)
@@ -101,11 +101,11 @@ def per_model(entries: dict, clean: dict, profile: Profile) -> pd.DataFrame:
     for name, seed in sorted({(n, s) for n, s, _ in entries}):
         ref = clean[(name, seed)]
         row = {"model": name, "family": family(name), "seed": seed, **entry_confounds(ref)}
-        for rate in (0.0, *profile.poison_rates):
+        for rate in (0.0, *profile.poisoning.poison_rates):
             hist = entries[(name, seed, rate)].record["history"]
             row[f"acc_{pct(rate)}"] = 100 * hist[-1]["test_acc"]
             row[f"acc_{pct(rate)}_best"] = 100 * max(h["test_acc"] for h in hist)
-        for rate in profile.poison_rates:
+        for rate in profile.poisoning.poison_rates:
             row[f"poison_acc_drop_{pct(rate)}"] = row["acc_0"] - row[f"acc_{pct(rate)}"]
             row[f"poison_acc_drop_{pct(rate)}_best"] = row["acc_0_best"] - row[f"acc_{pct(rate)}_best"]
         if family(name) != "manual":
@@ -120,7 +120,7 @@ def drops_long(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     rows = []
     for r in table.itertuples():
         rows.append({"model": r.model, "family": r.family, "seed": r.seed, "rate": 0, "drop": 0.0})
-        for rate in profile.poison_rates:
+        for rate in profile.poisoning.poison_rates:
             rows.append({"model": r.model, "family": r.family, "seed": r.seed, "rate": pct(rate),
                          "drop": getattr(r, f"poison_acc_drop_{pct(rate)}")})
     return pd.DataFrame(rows)
@@ -138,7 +138,7 @@ def family_rows(table: pd.DataFrame, profile: Profile) -> list[dict]:
     from .common import nas_vs_manual
 
     return [nas_vs_manual(table, f"poison_acc_drop_{pct(r)}", "poisoning.acc_drop", profile=profile.name)
-            for r in sorted(profile.poison_rates, reverse=True)]
+            for r in sorted(profile.poisoning.poison_rates, reverse=True)]
 
 
 @torch.inference_mode()
@@ -162,7 +162,7 @@ def mitigation_rows(entries: dict, profile: Profile, data, rate: float = 0.4, se
     from ..report import compare_paired
 
     chosen = models(profile)
-    if rate not in profile.poison_rates or BASELINE not in chosen:
+    if rate not in profile.poisoning.poison_rates or BASELINE not in chosen:
         return []
     outcome = {}
     for m in [BASELINE, *[m for m in profile.mitigation_models if m in chosen]]:
@@ -176,7 +176,7 @@ def mitigation_rows(entries: dict, profile: Profile, data, rate: float = 0.4, se
 
 def mitigation_summary(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """DARTS-V2 and the mitigations: clean accuracy and drop at every rate, next to the NAS and manual means."""
-    cols = ["clean_acc", "acc_0", *[f"poison_acc_drop_{pct(r)}" for r in profile.poison_rates]]
+    cols = ["clean_acc", "acc_0", *[f"poison_acc_drop_{pct(r)}" for r in profile.poisoning.poison_rates]]
     pm = table.groupby(["model", "family"], as_index=False)[cols].mean()
     rows = pm[pm.model.isin([BASELINE, *profile.mitigation_models])].copy()
     for fam in ("nas", "manual"):

@@ -69,24 +69,24 @@ def measure(entries: dict, data, profile: Profile) -> tuple[pd.DataFrame, dict]:
         t0 = time.perf_counter()
         model = entry.model
         device = next(model.parameters()).device
-        gx, gy = (t.to(device) for t in evaluation_images(entry, data, profile.gv_images))
-        hx, hy = (t.to(device) for t in evaluation_images(entry, data, profile.hessian_images))
-        cx, cy = (t.to(device) for t in evaluation_images(entry, data, profile.contour_images))
+        gx, gy = (t.to(device) for t in evaluation_images(entry, data, profile.smoothness.gv_images))
+        hx, hy = (t.to(device) for t in evaluation_images(entry, data, profile.smoothness.hessian_images))
+        cx, cy = (t.to(device) for t in evaluation_images(entry, data, profile.smoothness.contour_images))
         gv_init = gradient_variance(fresh_model(name, profile, seed).to(device), gx, gy)
         gv_trained = gradient_variance(model, gx, gy)
         # HVP "auto" falls back to double-backward (with a RuntimeWarning) where torch.func lacks a
         # forward-mode formula; that is expected, so it is recorded in the row, not printed on the page.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
-            eig = eigen_columns(top_eigenvalue(model, hx, hy, max_iter=profile.hessian_iters, tol=HESSIAN_TOL,
+            eig = eigen_columns(top_eigenvalue(model, hx, hy, max_iter=profile.smoothness.hessian_iters, tol=HESSIAN_TOL,
                                                seed=seed, which="algebraic", method=HVP_METHOD))
-            tr = hessian_trace(model, hx, hy, n_samples=max(2, profile.trace_samples), seed=seed, tol=TRACE_TOL,
-                               min_samples=max(2, min(10, profile.trace_samples)), method=HVP_METHOD)
+            tr = hessian_trace(model, hx, hy, n_samples=max(2, profile.smoothness.trace_samples), seed=seed, tol=TRACE_TOL,
+                               min_samples=max(2, min(10, profile.smoothness.trace_samples)), method=HVP_METHOD)
         fallbacks = [w for w in caught if "HVP failed" in str(w.message)]
         for w in caught:
             if w not in fallbacks:  # any other warning still reaches the caller
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        pc = parameter_contour(model, cx, cy, grid=profile.contour_grid, span=FILTER_SPAN, seed=CONTOUR_SEED,
+        pc = parameter_contour(model, cx, cy, grid=profile.smoothness.contour_grid, span=FILTER_SPAN, seed=CONTOUR_SEED,
                                mode="filter")
         contours.setdefault(name, pc)
         rows.append({"model": name, "family": family(name), "seed": seed,
@@ -108,22 +108,22 @@ def artifact_contours(entries: dict, data, profile: Profile, models, seed: int =
         if (name, seed) not in entries:
             raise ValueError(f"no trained model {(name, seed)}; valid: {sorted(entries)}")
         entry = entries[(name, seed)]
-        x, y = evaluation_images(entry, data, profile.contour_images)
-        out["first conv"][name] = parameter_contour(entry.model, x, y, grid=profile.contour_grid, span=FIRST_CONV_SPAN,
+        x, y = evaluation_images(entry, data, profile.smoothness.contour_images)
+        out["first conv"][name] = parameter_contour(entry.model, x, y, grid=profile.smoothness.contour_grid, span=FIRST_CONV_SPAN,
                                                     seed=CONTOUR_SEED, mode="first-conv")
         for s in INPUT_SPANS:
-            out[f"input ±{s:g}"][name] = input_contour(entry.model, x, y, grid=profile.contour_grid, span=s,
+            out[f"input ±{s:g}"][name] = input_contour(entry.model, x, y, grid=profile.smoothness.contour_grid, span=s,
                                                        seed=CONTOUR_SEED)
     return out
 
 
 # --------------------------------------------------------------------------- parameters
 def check_parameters(profile: Profile, representatives) -> None:
-    """The chapter's knobs, before any compute: ``profile.contour_grid`` odd and ≥ 3 (the grid has a
+    """The chapter's knobs, before any compute: ``profile.smoothness.contour_grid`` odd and ≥ 3 (the grid has a
     centre), and ``representatives`` — the NAS and the manual model whose artifact-style contours
     are drawn — two models of the profile. Each error names the bad value and the valid choices."""
-    if profile.contour_grid < 3 or profile.contour_grid % 2 == 0:
-        raise ValueError(f"contour_grid must be odd and >= 3, got {profile.contour_grid}")
+    if profile.smoothness.contour_grid < 3 or profile.smoothness.contour_grid % 2 == 0:
+        raise ValueError(f"contour_grid must be odd and >= 3, got {profile.smoothness.contour_grid}")
     reps = list(representatives) if isinstance(representatives, (list, tuple)) else [representatives]
     bad = [m for m in reps if m not in profile.models]
     if len(reps) != 2 or bad:

@@ -22,8 +22,8 @@ def ic_recipe(profile: Profile) -> ICRecipe:
 
     Reused features (``sdn_ic_reuse > 1``) are cached in bfloat16, so a draw of the quick profile's
     10,000 images fits in one chunk; features used once are kept in float32."""
-    return ICRecipe(epochs=profile.sdn_ic_epochs, reuse=profile.sdn_ic_reuse, train_images=profile.sdn_ic_train_images,
-                    cache_dtype="bfloat16" if profile.sdn_ic_reuse > 1 else "float32")
+    return ICRecipe(epochs=profile.deepsloth.sdn_ic_epochs, reuse=profile.deepsloth.sdn_ic_reuse, train_images=profile.deepsloth.sdn_ic_train_images,
+                    cache_dtype="bfloat16" if profile.deepsloth.sdn_ic_reuse > 1 else "float32")
 
 
 def backbone_splits(backbone: zoo.TrainedModel, data=None):
