@@ -3,7 +3,7 @@
     python benchmarks/compare_results.py BEFORE AFTER      # e.g. a copy of results/smoke, then results/smoke
 
 For each CSV present in either folder: ``identical`` (same bytes), or the columns whose values differ.
-Columns that hold measured wall-clock time (names with ``seconds``, ``_min``, ``ms``, ``latency``) and
+Columns that hold measured wall-clock time (names with ``seconds``, ``_s``, ``_min``, ``ms``, ``latency``) and
 the tables in :data:`TIMED_TABLES` differ from run to run by nature and are reported as ``timing
 only``; so are the rows of a verdict table whose statistic is built on measured time
 (:data:`TIMED_STATISTICS`). Measured on two runs of the unchanged code: 44 of 53 smoke CSVs
