@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-TIMING = re.compile(r"seconds|_min$|(^|_)ms($|_)|latency")
+TIMING = re.compile(r"seconds|_s$|_min$|(^|_)ms($|_)|latency")
 #: tables that are measured wall-clock time throughout (chapter 9's batch-1 latencies and their ratios)
 TIMED_TABLES = ("latency.csv", "latency_summary.csv")
 #: verdict rows whose statistic is a measured wall-clock time (chapter 9's CPU latency ratio)
