@@ -17,6 +17,7 @@ import torch
 from .. import zoo
 from ..attacks import RandomLabelPoison
 from ..models import cell_stats, family, names
+from ..models.predict import predict
 from ..report.confounds import entry_confounds
 from ..parallel import check_workers
 from ..profiles import Profile
@@ -141,18 +142,11 @@ def family_rows(table: pd.DataFrame, profile: Profile) -> list[dict]:
             for r in sorted(profile.poisoning.poison_rates, reverse=True)]
 
 
-@torch.inference_mode()
 def correct_per_image(entry, data) -> torch.Tensor:
     """Per test image (the run's own evaluation set), whether ``entry``'s model classifies it correctly."""
     cfg = zoo.ModelConfig(**entry.record["config"])
     *_, test_x, test_y = zoo.splits(data, cfg)
-    model = entry.model
-    device = next(model.parameters()).device
-    out = []
-    for s in range(0, len(test_y), 500):
-        xb = test_x[s:s + 500].to(device).float().div_(255).contiguous(memory_format=torch.channels_last)
-        out.append((model(xb).argmax(1).cpu() == test_y[s:s + 500]))
-    return torch.cat(out)
+    return predict(entry.model, test_x, 500, channels_last=True, reduce=lambda logits: logits.argmax(1)) == test_y
 
 
 def mitigation_rows(entries: dict, profile: Profile, data, rate: float = 0.4, seed: int = 0) -> list[dict]:

@@ -56,9 +56,9 @@ def exit_record(sdn, x: torch.Tensor, batch_size: int = 500) -> ExitRecord:
     [0,1] float), computed in batches on the SDN's device (:func:`~nascore.models.predict.predict`)."""
     def confidence_and_prediction(exit_logits: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         probs = torch.stack([o.float().softmax(dim=1) for o in exit_logits], dim=1)  # (n, E, C)
-        return probs.max(dim=2)
+        return tuple(probs.max(dim=2))
 
-    conf, pred = predict(sdn, x, batch_size, reduce=lambda out: tuple(confidence_and_prediction(out)))
+    conf, pred = predict(sdn, x, batch_size, reduce=confidence_and_prediction)
     return ExitRecord(conf.numpy(), pred.numpy())
 
 
