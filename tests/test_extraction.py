@@ -82,6 +82,10 @@ def test_ce_metric_analytic_cases():
     assert flat["kl"] == pytest.approx(flat["ce"] - same["victim_entropy"], abs=1e-9)
     with pytest.raises(ValueError, match="same images"):
         extraction_metrics(p[:5], predict_probs(victim, x, log=True), y)
+    # the constant predictor's agreement: the victim's most frequent class share (the gate's baseline)
+    one_hot = torch.nn.functional.one_hot(torch.tensor([3] * 30 + [5] * 10), 10).double() * 0.9 + 0.01
+    const = extraction_metrics(one_hot, torch.log(one_hot[[0] * 40]), torch.zeros(40, dtype=torch.long))
+    assert const["victim_majority"] == pytest.approx(0.75) and const["agreement"] == pytest.approx(0.75)
 
 
 def _steal_linear(victim, budget: int, mode: str) -> dict:
@@ -165,10 +169,13 @@ def test_chapter_tables_pick_the_largest_budget_and_pair_the_modes():
         for budget, mode, ce in ((10, "hard", 2.5), (20, "hard", 2.0), (20, "soft", 1.8)):
             rows.append({"model": model, "family": fam, "seed": 0, "params": 10, "clean_acc": 50.0, "train_loss": 1.0,
                          "budget": budget, "mode": mode, "ce": ce + (model == "darts"), "thief_acc": 30.0,
-                         "agreement": 40.0, "victim_entropy": 1.0})
+                         "agreement": 40.0, "victim_entropy": 1.0, "kl": ce + (model == "darts") - 1.0,
+                         "flops": 1000, "agreement_gain": 30.0, "victim_majority": 10.0})
     t = pd.DataFrame(rows)
     pm = extraction.per_model(t)
     assert list(pm.budget) == [20, 20] and list(pm.extraction_ce) == [3.0, 2.0]
+    # CE = victim entropy + KL(victim || thief): the primary is the imitation part
+    assert list(pm.extraction_kl) == [2.0, 1.0] and list(pm.victim_entropy) == [1.0, 1.0]
     assert list(pm.extraction_ce_soft) == [2.8, 1.8] and list(pm.soft_budget) == [20, 20]
     modes = extraction.mode_comparison(t)
     assert len(modes) == 2 and np.allclose(modes.soft_minus_hard, -0.2)

@@ -18,7 +18,7 @@ from nascore import book
 from nascore.findings import backdoor, common, deepsloth, extraction, membership, mitigations, model_zoo, poisoning, smoothness
 from nascore.parallel import check_workers
 from nascore.profiles import get_profile
-from nascore.report import CONFOUNDS, load_metadata, load_results
+from nascore.report import MEDIATORS, load_metadata, load_results
 
 SMOKE = get_profile("smoke")
 NAS, MANUAL = list(SMOKE.nas_models), list(SMOKE.manual_models)
@@ -27,7 +27,7 @@ NAS, MANUAL = list(SMOKE.nas_models), list(SMOKE.manual_models)
 def _entries(models, seed=0):
     """Zoo entries with just the record fields the confound table reads."""
     return {(m, seed): SimpleNamespace(record={"metrics": {"test_acc": 0.5 + 0.01 * i, "final_train_loss": 1.0 + 0.1 * i,
-                                                          "params": 1000 * (i + 1)}})
+                                                          "params": 1000 * (i + 1), "flops": 5000 * (i + 1)}})
             for i, m in enumerate(models)}
 
 
@@ -79,7 +79,7 @@ def test_every_notebook_closes_with_save_chapter(path):
 def test_chapters_build_no_verdict_plan_and_validate_nothing_in_the_notebook(stem):
     code = "\n".join(c.source for c in _code_cells(book.NOTEBOOKS / f"{stem}.ipynb"))
     for forbidden in ("nas_vs_manual(", "compare_families(", "compare_values(", "compare_paired(", "raise ",
-                      "CONFOUNDS", "def pct"):
+                      "MEDIATORS", "def pct"):
         assert forbidden not in code, (stem, forbidden)
     assert not re.search(r"pairs\s*=\s*\[", code), stem
 
@@ -149,8 +149,11 @@ def test_smoothness_chain_pairs_are_the_default_and_all_named():
 
 # ----------------------------------------------------------------------------- chapter 7
 def _extraction_tables(models, soft=True):
-    pm = pd.DataFrame({"model": models, "seed": 0, "budget": 400, "extraction_ce": np.linspace(1, 2, len(models)),
-                       "extraction_thief_acc": 30.0, "extraction_agreement": 40.0})
+    from nascore.models import family
+    pm = pd.DataFrame({"model": models, "family": [family(m) for m in models], "seed": 0, "budget": 400,
+                       "extraction_kl": np.linspace(0.5, 1, len(models)), "extraction_ce": np.linspace(1, 2, len(models)),
+                       "victim_entropy": 0.5, "extraction_thief_acc": 30.0, "extraction_agreement": 40.0,
+                       "agreement_gain": 20.0})
     if soft:
         pm["soft_budget"] = 200.0
         pm["extraction_ce_soft"] = [np.nan] + [1.5] * (len(models) - 1)
@@ -162,22 +165,36 @@ def _extraction_tables(models, soft=True):
 def test_extraction_plan_primary_first_then_exploratory_budgets_and_mitigations(recorded, monkeypatch):
     paired = []
     monkeypatch.setattr(extraction, "compare_paired", lambda a, b, stat, claim, name, **kw: paired.append(
-        (stat, claim, name, kw["baseline"], kw["setting"])) or {"statistic": stat})
+        (stat, claim, name, kw["baseline"], kw["setting"], kw["exploratory"], kw["gate"].passed))
+        or {"statistic": stat})
     models = NAS + MANUAL + ["diy_deep", "diy_noskip"]
     pm, thieves = _extraction_tables(models)
     per_image = {(m, 0, 400, "hard"): np.zeros(3) for m in models}
     rows = extraction.verdict_rows(pm, thieves, per_image, SMOKE, models)
     assert [(c["statistic"], c["claim"], c["setting"]) for c in recorded] == [
+        ("extraction_kl", "extraction.ce", "Q = 400, hard labels"),
         ("extraction_ce", "extraction.ce", "Q = 400, hard labels"),
+        ("victim_entropy", "extraction.ce", "Q = 400, hard labels"),
         ("extraction_ce_soft", None, "Q = 200, soft labels"),
         ("extraction_thief_acc", None, "Q = 400, hard labels"),
         ("extraction_agreement", None, "Q = 400, hard labels"),
         ("extraction_ce_at_budget", None, "Q = 100, hard labels"),
         ("extraction_ce_at_budget", None, "Q = 200, hard labels")]
-    assert recorded[1]["df"].extraction_ce_soft.notna().all()  # the soft row drops victims without a soft thief
-    assert paired == [("extraction_ce", "mitigation.more_manual_like", m, "darts", "Q = 400, hard labels")
-                      for m in ("diy_deep", "diy_noskip")]
-    assert len(rows) == 8 and all(c["profile"] == "smoke" for c in recorded)
+    assert recorded[3]["df"].extraction_ce_soft.notna().all()  # the soft row drops victims without a soft thief
+    assert all(c["gate"].passed and c["gate"].gate == "thieves_learn" for c in recorded)
+    # one victim seed each: the paired rows are the primaries, each with the claim's gate
+    assert paired == [("extraction_kl", "mitigation.more_manual_like", m, "darts",
+                       "Q = 400, hard labels, same images, seed 0", False, True) for m in ("diy_deep", "diy_noskip")]
+    assert len(rows) == 10 and all(c["profile"] == "smoke" for c in recorded)
+
+
+def test_extraction_gate_fails_when_thieves_are_constant_predictors(recorded):
+    models = NAS + MANUAL
+    pm, thieves = _extraction_tables(models, soft=False)
+    pm["agreement_gain"] = [20.0, 0.5, 1.0, 2.0, 30.0, 0.0]
+    extraction.verdict_rows(pm, thieves, {}, SMOKE, models)
+    gate = recorded[0]["gate"]
+    assert not gate.passed and (gate.n_pass, gate.n) == (2, 6) and "thief agrees" in gate.text
 
 
 def test_extraction_plan_without_soft_thieves_or_baseline(recorded, monkeypatch):
@@ -185,7 +202,8 @@ def test_extraction_plan_without_soft_thieves_or_baseline(recorded, monkeypatch)
     models = NAS[1:] + MANUAL + ["diy_deep"]  # no darts
     pm, thieves = _extraction_tables(models, soft=False)
     extraction.verdict_rows(pm, thieves, {}, SMOKE, models)
-    assert [c["statistic"] for c in recorded] == ["extraction_ce", "extraction_thief_acc", "extraction_agreement",
+    assert [c["statistic"] for c in recorded] == ["extraction_kl", "extraction_ce", "victim_entropy",
+                                                  "extraction_thief_acc", "extraction_agreement",
                                                   "extraction_ce_at_budget", "extraction_ce_at_budget"]
     assert extraction.chapter_mitigations(SMOKE, models) == ["diy_deep"]
 
@@ -207,7 +225,7 @@ def test_membership_plan_adjusts_for_the_generalisation_gap(recorded, lira):
     stats = ["mia_boundary_auc", "mia_boundary_auc_l2", "mia_loss_auc", "mia_loss_tpr_at_1fpr"] + \
         (["mia_lira_auc"] if lira else [])
     assert [c["statistic"] for c in recorded] == stats
-    assert all(c["confounds"] == tuple(CONFOUNDS) + ("gen_gap",) for c in recorded)
+    assert all(c["mediators"] == tuple(MEDIATORS) + ("gen_gap",) for c in recorded)
     assert [c["setting"] for c in recorded] == ["20 + 20 images, L∞ score", "20 + 20 images, L2 score"] + \
         ["1,500 + 1,500 images"] * (len(stats) - 2)
 
@@ -217,7 +235,7 @@ def test_membership_plan_primaries_are_the_artifact_and_loss_attacks():
     rng = np.random.default_rng(1)
     for c in ("mia_boundary_auc", "mia_boundary_auc_l2", "mia_loss_auc", "mia_loss_tpr_at_1fpr"):
         pm[c] = pm[c] + rng.uniform(0, 0.1, len(pm))
-    pm = pm.assign(params=1000, clean_acc=50.0, train_loss=1.0)
+    pm = pm.assign(params=1000, flops=5000, clean_acc=50.0, train_loss=1.0)
     rows = membership.verdict_rows(pm, SMOKE)
     assert [(r["claim"], r["statistic"], r["role"]) for r in rows] == [
         ("membership.auc", "mia_boundary_auc", "primary"), ("membership.auc", "mia_boundary_auc_l2", "exploratory"),

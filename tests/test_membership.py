@@ -69,6 +69,19 @@ def test_auc_matches_brute_force_mann_whitney_with_ties():
         assert roc_auc(labels, scores) == pytest.approx(_brute_auc(labels, scores), abs=1e-12)
 
 
+def test_auc_interval_brackets_the_auc_and_resolves_a_signal():
+    from nascore.attacks.membership import auc_interval
+    labels = np.r_[np.ones(200), np.zeros(200)].astype(int)
+    rng = np.random.default_rng(0)
+    assert auc_interval(labels, np.r_[np.ones(200), np.zeros(200)], n_boot=200) == (1.0, 1.0)   # separated
+    noise = rng.normal(size=400)
+    lo, hi = auc_interval(labels, noise, n_boot=500)
+    assert lo < roc_auc(labels, noise) < hi and lo < 0.5 < hi                   # no signal: contains 0.5
+    shifted = noise + 0.8 * labels
+    lo, hi = auc_interval(labels, shifted, n_boot=500)
+    assert 0.5 < lo < roc_auc(labels, shifted) < hi                             # a real signal: above 0.5
+
+
 def test_tpr_at_low_fpr_on_a_constructed_case():
     nonmembers = np.arange(1000) / 1000  # 0.000 … 0.999
     members = np.r_[np.full(50, 2.0), np.full(50, 0.9905)]  # half above all; half above all but 9

@@ -19,9 +19,27 @@ CELL_STATS = dict(darts="2/2/7of8", darts_v1="2/3/7of8", pc_darts="1/1/8of8", sn
 def test_registry_lists_all_models():
     nas_like = models.names("nas") + models.names("mitigation")
     assert sorted(nas_like) == sorted(PARAM_CHECKSUM_M)
-    assert len(models.names("manual")) == 7
+    assert len(models.names("manual")) == 7 + 3          # the seven CNNs and three size-matched variants
     assert len(models.names("sdn")) == 3
-    assert len(models.names()) == 24
+    assert len(models.names()) == 27
+    assert models.names()[-3:] == list(models.SIZE_VARIANTS)
+
+
+def test_size_variants_build_their_base_architecture_at_their_own_width():
+    from nascore.profiles import get_profile
+    P = get_profile("quick")
+    for name, base in models.SIZE_VARIANTS.items():
+        assert models.family(name) == models.family(base) and models.base_architecture(name) == base
+        assert models.is_size_variant(name) and not models.is_size_variant(base)
+        a = models.build(name, **P.scale_for(name))
+        b = models.build(base, **{**P.scale_for(base), "width": P.scale_for(name)["width"]})
+        assert type(a) is type(b) and [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+        n_nas = [sum(p.numel() for p in models.build(m, **P.scale_for(m)).parameters()) for m in P.nas_models]
+        assert min(n_nas) <= sum(p.numel() for p in a.parameters()) <= max(n_nas), name   # inside the NAS range
+    with pytest.raises(ValueError, match="size_matched_models lists 'resnet18'"):
+        P.override(size_matched_models=("resnet18",))
+    with pytest.raises(ValueError, match="needs its own width"):
+        P.override(size_matched_models=("resnet18_narrow",), model_scale={})
     assert len(models.STUDY_NAS) == 10 and "darts_v1" not in models.STUDY_NAS
 
 

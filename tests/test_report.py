@@ -19,6 +19,11 @@ from nascore.report import (COLUMNS, INCONCLUSIVE, NOT_MEASURABLE, NOT_REPRODUCE
 from nascore.report.statistics import STATISTICS, Statistic, register
 from nascore.report.verdict import decide, measured_text, not_measurable, size_words
 
+from nascore.report.gates import GateResult
+
+#: A passing gate for rows of gated claims whose gate is not what a test is about.
+_MET = GateResult("test", True, 1, 1, (), "Gate met: test gate.")
+
 # --------------------------------------------------------------------------- claims and registry
 #: The pre-registered primaries other engineers rely on (issue 9).
 PRIMARIES = {
@@ -27,8 +32,8 @@ PRIMARIES = {
     "smoothness.flatness": "contour_sharpness", "smoothness.hessian": "hessian_top_eig",
     "poisoning.acc_drop": "poison_acc_drop_40", "backdoor.asr": "badnet_asr", "backdoor.cad": "badnet_cad",
     "backdoor.trojannn_asr": "trojannn_asr", "backdoor.trojannn_cad": "trojannn_cad",
-    "extraction.ce": "extraction_ce", "membership.auc": "mia_boundary_auc", "membership.score_auc": "mia_loss_auc",
-    "mitigation.more_manual_like": "extraction_ce", "mitigation.poison_drop": "poison_acc_drop_40",
+    "extraction.ce": "extraction_kl", "membership.auc": "mia_boundary_auc", "membership.score_auc": "mia_loss_auc",
+    "mitigation.more_manual_like": "extraction_kl", "mitigation.poison_drop": "poison_acc_drop_40",
     "mitigation.backdoor_asr": "trojannn_asr", "mitigation.evasion_manual_like": "pgd_asr",
     "mitigation.grad_var_manual_like": "log10_gv_init",
     "deepsloth.efficacy_reduction": "sloth_linf_min_reduction",
@@ -70,8 +75,9 @@ def test_role_primary_exploratory_and_misplaced_statistics():
                         ("hessian_top_eig", "smoothness.flatness")):
         with pytest.raises(ValueError, match="measures claim"):
             role(claim, stat)
-    assert role("mitigation.more_manual_like", "extraction_ce", "diy_deep") == "primary"
-    assert role("mitigation.more_manual_like", "extraction_ce", "diy_noskip") == "exploratory"
+    assert role("mitigation.more_manual_like", "extraction_kl", "diy_deep") == "primary"
+    assert role("mitigation.more_manual_like", "extraction_kl", "diy_noskip") == "exploratory"
+    assert role("mitigation.more_manual_like", "extraction_ce", "diy_deep") == "exploratory"   # the CE: its parts
     assert role("mitigation.evasion_manual_like", "pgd_asr_argmax", "diy_deep") == "exploratory"  # counterpart
 
 
@@ -113,7 +119,7 @@ def test_decided_row_words_and_too_few_units():
     assert decide(claim, est.low, est.high, 0.001)[0] == REPRODUCED
     assert "percentage points" in measured_text(claim, statistic("pgd_asr"), est, 0.001, "permutation", "10 vs 7")
     assert size_words(claim, statistic("pgd_asr"), est).startswith("within")
-    one = compare_families(_zoo([10.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]), "pgd_asr", n_boot=500, confounds=())
+    one = compare_families(_zoo([10.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]), "pgd_asr", n_boot=500, covariates=(), mediators=())
     assert one["label"] == INCONCLUSIVE and "Fewer than 2" in one["text"]
 
 
@@ -127,6 +133,7 @@ def _zoo(values_nas, values_manual, column="pgd_asr", seed=0):
         rows.append({"model": f"m{i}", "family": "manual", column: v})
     df = pd.DataFrame(rows)
     df["params"] = rng.uniform(1e5, 1e7, len(df))
+    df["flops"] = rng.uniform(1e6, 1e8, len(df))
     df["clean_acc"] = rng.uniform(50, 70, len(df))
     df["train_loss"] = rng.uniform(0.5, 1.5, len(df))
     return df
@@ -136,51 +143,140 @@ def test_not_measurable_at_floor_and_ceiling_but_not_for_mixed_values():
     assert not_measurable([0, 0, 0], 0.0, 100.0) == "floor"
     assert not_measurable([100, 100.0], 0.0, 100.0) == "ceiling"
     assert not_measurable([0, 100], 0.0, 100.0) == ""                     # mixed bounds: measurable
-    assert not_measurable([0, 0, 3.0], 0.0, 100.0) == ""
+    assert not_measurable([0, 0, 3.0], 0.0, 100.0) == "floor"              # most values at the floor
+    assert not_measurable([0, 3.0, 3.0], 0.0, 100.0) == ""
     floor = compare_families(_zoo([0.0] * 5, [0.0] * 5), "pgd_asr", n_boot=500)
     ceil = compare_families(_zoo([100.0] * 5, [100.0] * 5), "pgd_asr", n_boot=500)
     for row in (floor, ceil):
         assert row["label"] == NOT_MEASURABLE and math.isnan(row["p_value"]) and "no test" in row["text"]
     mixed = compare_families(_zoo([0.0] * 5, [100.0] * 5), "pgd_asr", n_boot=500)
     assert mixed["label"] == NOT_REPRODUCED and mixed["p_value"] < 0.05
-    some = compare_families(_zoo([0.0, 0.0, 1.0, 0.0, 0.0], [0.0] * 5), "pgd_asr", n_boot=500)
-    assert some["label"] == INCONCLUSIVE
+    most = compare_families(_zoo([0.0, 0.0, 1.0, 0.0, 0.0], [0.0] * 5), "pgd_asr", n_boot=500)
+    assert most["label"] == NOT_MEASURABLE and "9 of 10 values sit at the statistic's floor" in most["text"]
+    half = compare_families(_zoo([0.0, 3.0, 1.0, 0.0, 2.0], [0.0, 0.0, 4.0, 5.0, 0.0]), "pgd_asr", n_boot=500)
+    assert half["label"] == INCONCLUSIVE            # exactly half at the floor: still measured
 
 
 # --------------------------------------------------------------------------- confounds
-def _confounded(nas_effect: float, seed: int = 0, n: int = 12):
-    """log10 params differ by family; the statistic = 4·log10(params) + nas_effect·NAS + noise."""
+def _confounded(nas_effect: float, seed: int = 0, n: int = 12, gap: float = 1.0):
+    """log10 params and FLOPs differ by family (by ``gap``, spread 0.5: overlapping at gap 1);
+    the statistic = 4·log10(params) + nas_effect·NAS + noise; clean accuracy carries the effect too."""
     rng = np.random.default_rng(seed)
     fam = np.array(["nas"] * n + ["manual"] * n)
-    logp = np.where(fam == "nas", 5.0, 6.0) + rng.normal(0, 0.5, 2 * n)
+    logp = np.where(fam == "nas", 5.0, 5.0 + gap) + rng.normal(0, 0.5, 2 * n)
     y = 4 * logp + nas_effect * (fam == "nas") + rng.normal(0, 0.3, 2 * n)
     return pd.DataFrame({"model": [f"m{i}" for i in range(2 * n)], "family": fam, "early_auc": y,
-                         "params": 10 ** logp, "clean_acc": rng.uniform(50, 70, 2 * n),
-                         "train_loss": rng.uniform(0.5, 1.5, 2 * n)})
+                         "params": 10 ** logp, "flops": 10 ** (logp + 1 + rng.normal(0, 0.05, 2 * n)),
+                         "clean_acc": 60 + y + rng.normal(0, 0.1, 2 * n), "train_loss": rng.uniform(0.5, 1.5, 2 * n)})
 
 
-def test_confound_adjustment_removes_a_difference_driven_by_the_confound():
+def test_a_difference_driven_by_size_is_not_decisive_where_the_families_overlap():
     row = compare_families(_confounded(0.0), "early_auc", n_boot=1000)
-    assert row["label"] == NOT_REPRODUCED                       # raw: NAS lower (they are smaller)
-    assert row["adj_low"] < 0 < row["adj_high"] and row["adj_label"] == INCONCLUSIVE
-    assert "disagree" in row["text"]
+    assert row["adj_support"] == "overlap" and row["adj_low"] < 0 < row["adj_high"]
+    assert row["adj_label"] == INCONCLUSIVE
+    assert row["label"] == INCONCLUSIVE             # raw alone would say NAS lower: size explains it
+    assert "does not agree with the raw one" in row["text"] and "not decisive" in row["text"]
+    assert row["adj_covariates"] == "log10 parameters, log10 FLOPs per image"
 
 
-def test_confound_adjustment_keeps_a_difference_not_driven_by_confounds():
+def test_a_difference_not_driven_by_size_stays_decisive_when_the_adjustment_agrees():
     df = _confounded(3.0)
-    df["params"] = 1e6 * np.random.default_rng(1).uniform(0.5, 2, len(df))   # params now unrelated to family
+    rng = np.random.default_rng(1)
+    df["params"] = 1e6 * rng.uniform(0.5, 2, len(df))          # size now unrelated to family
+    df["flops"] = 1e7 * rng.uniform(0.5, 2, len(df))
     df["early_auc"] = 3.0 * (df.family == "nas") + np.random.default_rng(2).normal(0, 0.3, len(df))
     row = compare_families(df, "early_auc", n_boot=1000)
-    assert row["label"] == REPRODUCED and row["adj_label"] == REPRODUCED
-    assert row["adj_low"] > 1.5 and "same verdict" in row["text"]
+    assert row["label"] == REPRODUCED and row["adj_label"] == REPRODUCED and row["adj_support"] == "overlap"
+    assert row["adj_low"] > 1.5 and "agrees with the raw one" in row["text"]
+
+
+def test_without_common_support_the_adjustment_extrapolates_and_decides_nothing():
+    row = compare_families(_confounded(0.0, gap=4.0), "early_auc", n_boot=1000)
+    assert row["adj_support"] == "extrapolation" and row["adj_label"] == ""
+    assert row["label"] == NOT_REPRODUCED            # the raw verdict stands; the adjustment cannot speak
+    assert "no overlap" in row["text"] and "extrapolates and decides nothing" in row["text"]
+
+
+def test_mediators_are_reported_but_never_adjusted_for():
+    row = compare_families(_confounded(0.0), "early_auc", n_boot=500)
+    assert "clean accuracy" not in row["adj_covariates"] and "training loss" not in row["adj_covariates"]
+    assert "Mediators (outcomes of training on the claimed path" in row["text"]
+    assert "clean accuracy:" in row["text"] and "final training loss:" in row["text"]
+
+
+def test_size_matched_variants_enter_the_adjustment_not_the_raw_comparison():
+    df = _zoo([5.0, 6.0, 7.0, 8.0, 9.0], [1.0, 2.0, 3.0, 4.0, 5.0])
+    variant = pd.DataFrame([{"model": "resnet18_narrow", "family": "manual", "pgd_asr": 100.0, "params": 5e4,
+                             "flops": 5e6, "clean_acc": 55.0, "train_loss": 1.0}])
+    row = compare_families(pd.concat([df, variant]), "pgd_asr", n_boot=500)
+    base = compare_families(df, "pgd_asr", n_boot=500)
+    assert (row["n_a"], row["n_b"]) == (5, 5) and row["estimate"] == pytest.approx(base["estimate"]) == 4.0
+    assert "OLS over 11 models, 1 of them size-matched variants" in row["text"]
+    assert row["adj_estimate"] != pytest.approx(base["adj_estimate"])
+    weak = compare_families(pd.concat([df, variant.assign(clean_acc=45.0)]), "pgd_asr", n_boot=500)
+    assert weak["adj_estimate"] == pytest.approx(base["adj_estimate"])        # below the 50 % floor: left out
+    assert "accuracy floor: resnet18_narrow" in weak["text"]
 
 
 def test_missing_confounds_are_an_error_unless_explicitly_skipped():
-    df = _zoo([5, 6, 7], [1, 2, 3]).drop(columns=["train_loss"])
+    df = _zoo([5, 6, 7], [1, 2, 3]).drop(columns=["flops"])
     with pytest.raises(ValueError, match="add_confounds"):
         compare_families(df, "pgd_asr")
-    row = compare_families(df, "pgd_asr", confounds=(), n_boot=500)
-    assert "Not adjusted for confounds" in row["text"] and math.isnan(row["adj_estimate"])
+    row = compare_families(df, "pgd_asr", covariates=(), mediators=(), n_boot=500)
+    assert "Not adjusted for size" in row["text"] and math.isnan(row["adj_estimate"])
+
+
+def test_holm_keeps_the_agreement_rule():
+    rows = [compare_families(_confounded(0.0), "early_auc", n_boot=500)]
+    rows[0].update(label=REPRODUCED)                 # as if decided before the rule; apply_holm re-applies it
+    t = apply_holm(verdict_table(rows))
+    assert t["final_label"].iloc[0] != REPRODUCED
+
+
+# --------------------------------------------------------------------------- measurability gates
+def test_gate_quorum_and_reason():
+    from nascore.report import gates
+    ok = gates.check("backdoor_learned", pd.DataFrame({"model": list("abcde"), "asr_gain": [30, 40, 25, 5, 21]}))
+    assert ok.passed and (ok.n_pass, ok.n) == (4, 5) and ok.failed == ("d",) and "4 of 5 models pass" in ok.text
+    half = gates.check("backdoor_learned", pd.DataFrame({"model": list("abcd"), "asr_gain": [30, 40, 0, 0]}))
+    assert not half.passed and "cannot measure the claim" in half.text      # more than half must pass
+    none = gates.check("backdoor_learned", pd.Series([np.nan, np.nan]))
+    assert not none.passed and "no models had a value" in none.text
+    most = gates.check("exit_thresholds_in_range", pd.Series([0.2, -0.1, -0.05], index=["vgg", "resnet", "mobile"]))
+    assert not most.passed and most.failed == ("resnet", "mobile")
+    with pytest.raises(ValueError, match="asr_gain"):
+        gates.check("backdoor_learned", pd.DataFrame({"model": ["a"], "asr": [1.0]}))
+    with pytest.raises(KeyError, match="valid: "):
+        gates.check("nope", [1.0])
+
+
+def test_a_failed_gate_makes_the_claim_not_measurable_whatever_its_p():
+    from nascore.report import claim_gate
+    df = _zoo([50.0, 60.0, 70.0, 80.0, 90.0], [1.0, 2.0, 3.0, 4.0, 5.0], column="badnet_asr")
+    learned = df.assign(asr_gain=[40.0] * 10)
+    zeroed = df.assign(asr_gain=[40.0, 40.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 40.0, 40.0])
+    yes = compare_families(learned, "badnet_asr", gate=claim_gate("backdoor.asr", learned), n_boot=500)
+    no = compare_families(zeroed, "badnet_asr", gate=claim_gate("backdoor.asr", zeroed), n_boot=500)
+    assert yes["label"] == REPRODUCED and "Gate met" in yes["gate"]
+    assert no["label"] == NOT_MEASURABLE and math.isnan(no["p_value"]) and "4 of 10 models pass" in no["text"]
+    assert claim_gate("evasion.pgd_asr", df) is None            # a claim with the bounds rule only
+    two = claim_gate("backdoor.trojannn_asr", df.assign(asr_gain=40.0, trojan_activation_gain=0.01))
+    assert not two.passed and two.gate == "trojan_neurons_raised+backdoor_learned"
+
+
+def test_a_gated_claim_without_its_gate_is_not_measurable():
+    row = compare_families(_zoo([50.0, 60.0, 70.0], [1.0, 2.0, 3.0], column="badnet_asr"), "badnet_asr", n_boot=500)
+    assert row["label"] == NOT_MEASURABLE and "backdoor_learned) was not computed" in row["text"]
+    assert compare_families(_zoo([50.0, 60.0, 70.0], [1.0, 2.0, 3.0]), "pgd_asr", n_boot=500)["label"] != NOT_MEASURABLE
+
+
+def test_every_gate_of_the_claims_table_exists_and_unknown_ones_are_refused():
+    from nascore.report.gates import GATES
+    used = {g for c in claims.all_claims() for g in c.gates}
+    assert used <= set(GATES) and used == set(GATES)          # no gate defined and never used
+    with pytest.raises(ValueError, match="unknown gate"):
+        Claim(id="x.y", paper="automl-security", statement="s", primary="pgd_asr", direction="greater",
+              expected=None, tolerance=None, source="s", gates=("no_such_gate",))
 
 
 def test_model_confounds_from_zoo_records():
@@ -192,15 +288,20 @@ def test_model_confounds_from_zoo_records():
 
     lin = torch.nn.Linear(3, 2)                                     # 8 parameters
     entries = {("darts", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.5, "final_train_loss": 1.25,
-                                                                            "params": 8}}),
-               ("resnet18", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.25},
+                                                                            "params": 8, "flops": 12}}),
+               ("resnet18", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.25, "flops": 12},
                                                                    "history": [{"train_loss": 2.0}, {"train_loss": 1.5}]})}
     conf = model_confounds(entries)
-    assert conf[["params", "clean_acc", "train_loss"]].values.tolist() == [[8, 50.0, 1.25], [8, 25.0, 1.5]]
-    assert entry_confounds(entries[("resnet18", 0)]) == {"params": 8, "clean_acc": 25.0, "train_loss": 1.5}
+    assert conf[["params", "flops", "clean_acc", "train_loss"]].values.tolist() == [[8, 12, 50.0, 1.25],
+                                                                                  [8, 12, 25.0, 1.5]]
+    assert entry_confounds(entries[("resnet18", 0)]) == {"params": 8, "flops": 12, "clean_acc": 25.0,
+                                                         "train_loss": 1.5}
     merged = add_confounds(pd.DataFrame({"model": ["darts", "resnet18"], "seed": [0, 0], "clean_acc": [1.0, 2.0]}),
                            entries)
     assert merged["clean_acc"].tolist() == [1.0, 2.0] and merged["train_loss"].tolist() == [1.25, 1.5]
+    conv = torch.nn.Conv2d(3, 2, 1, bias=False)                     # FLOPs counted on the model: 2·3·2·32·32
+    counted = SimpleNamespace(model=conv, record={"metrics": {"test_acc": 0.5, "final_train_loss": 1.0}})
+    assert entry_confounds(counted)["flops"] == 2 * 3 * 2 * 32 * 32 and entry_confounds(counted)["params"] == 6
     with pytest.raises(ValueError, match="final training loss"):
         model_confounds({("x", 0): SimpleNamespace(model=lin, record={"metrics": {"test_acc": 0.1}})})
 
@@ -208,11 +309,11 @@ def test_model_confounds_from_zoo_records():
 # --------------------------------------------------------------------------- scales, seeds, units
 def test_log10_and_rank_scales():
     df = _zoo([10.0, 100.0, 1000.0], [1e4, 1e5, 1e3], column="gv_init")
-    row = compare_families(df, "log10_gv_init", n_boot=500, confounds=())
+    row = compare_families(df, "log10_gv_init", n_boot=500, covariates=(), mediators=())
     assert row["estimate"] == pytest.approx(np.mean([1, 2, 3]) - np.mean([4, 5, 3]))
     assert row["units"] == "log10 units" and row["scale"] == "log10"
     df = _zoo([5.0, 1e9, 7.0], [100.0, 200.0, 300.0], column="top_eig")
-    row = compare_families(df, "hessian_top_eig", n_boot=500, confounds=())
+    row = compare_families(df, "hessian_top_eig", n_boot=500, covariates=(), mediators=())
     assert row["estimate"] == pytest.approx(np.mean([1, 6, 2]) - np.mean([3, 4, 5]))   # mean ranks
     assert row["units"] == "ranks"
 
@@ -232,8 +333,8 @@ def test_paired_single_models_use_mcnemar_and_speak_about_weights():
     row = compare_paired(a, b, "pgd_asr", "mitigation.evasion_manual_like", "diy_deep", n_boot=500)
     assert row["estimate"] == pytest.approx(20.0) and "McNemar" in row["test"]
     assert row["label"] == NOT_REPRODUCED and "not the architecture" in row["about"]
-    cont = compare_paired(np.arange(10.0), np.arange(10.0) - 0.5, "extraction_ce", "mitigation.more_manual_like",
-                          "diy_deep", n_boot=500)
+    cont = compare_paired(np.arange(10.0), np.arange(10.0) - 0.5, "extraction_kl", "mitigation.more_manual_like",
+                          "diy_deep", n_boot=500, gate=_MET)
     assert "sign-flip" in cont["test"] and cont["estimate"] == pytest.approx(0.5) and cont["role"] == "primary"
 
 
@@ -251,7 +352,7 @@ def test_baseline_comparison_needs_two_seeds_each():
 def test_extreme_over_groups_and_single_group_values():
     rng = np.random.default_rng(0)
     groups = {"vgg16": rng.uniform(0.95, 1.0, 300), "resnet56": rng.uniform(0.6, 0.7, 300)}
-    row = compare_extreme(groups, "sloth_linf_min_reduction", n_boot=500)
+    row = compare_extreme(groups, "sloth_linf_min_reduction", n_boot=500, gate=_MET)
     assert row["estimate"] == pytest.approx(groups["resnet56"].mean())
     assert row["high"] < 0.9 and row["label"] == NOT_REPRODUCED        # below the 90 % band: contradicts
     from nascore.report.scorecard import _headline_row
@@ -262,12 +363,12 @@ def test_extreme_over_groups_and_single_group_values():
 
 
 def test_text_is_in_the_statistics_own_words_and_units():
-    row = compare_families(_zoo([0.3, 0.2, 0.25], [0.5, 0.6, 0.55], column="extraction_ce"), "extraction_ce",
-                           n_boot=500, confounds=())
+    row = compare_families(_zoo([0.3, 0.2, 0.25], [0.5, 0.6, 0.55], column="extraction_kl"), "extraction_kl",
+                           n_boot=500, covariates=(), mediators=(), gate=_MET)
     assert "nats" in row["text"] and "hard labels" in row["text"] and "3 NAS and 3 manual models" in row["text"]
     assert row["size"].startswith(("within", "overlaps", "outside"))
     expl = compare_families(_zoo([1, 2, 3], [4, 5, 6], column="extraction_ce_soft"), "extraction_ce_soft",
-                            n_boot=500, confounds=())
+                            n_boot=500, covariates=(), mediators=(), gate=_MET)
     assert expl["role"] == "exploratory" and expl["size"] == "" and "cannot carry" in expl["text"]
 
 
@@ -294,7 +395,7 @@ def test_apply_holm_uses_adjusted_p_for_primary_rows_only():
 def test_verdict_table_has_the_documented_columns_in_order(tmp_path):
     row = compare_families(_zoo([10, 11, 12], [1, 2, 3.0]), "pgd_asr", n_boot=500, setting="eps 8/255")
     unclear = compare_families(_zoo([1.0, 2.0, 3.0], [1.5, 2.5, 2.0], column="badnet_asr"), "badnet_asr", n_boot=500,
-                               confounds=())
+                               covariates=(), mediators=(), gate=_MET)
     card = verdict_table([row, unclear])
     assert list(card.columns[:len(COLUMNS)]) == list(COLUMNS)
     assert card.loc[1, "label"] == INCONCLUSIVE and card.loc[0, "setting"] == "eps 8/255"

@@ -26,7 +26,7 @@ def _zoo(column, nas, manual, seed=0):
     rows = [{"model": f"n{i}", "family": "nas", column: v} for i, v in enumerate(nas)]
     rows += [{"model": f"m{i}", "family": "manual", column: v} for i, v in enumerate(manual)]
     df = pd.DataFrame(rows)
-    return df.assign(params=rng.uniform(1e5, 1e7, len(df)), clean_acc=rng.uniform(50, 70, len(df)),
+    return df.assign(params=rng.uniform(1e5, 1e7, len(df)), flops=rng.uniform(1e6, 1e8, len(df)), clean_acc=rng.uniform(50, 70, len(df)),
                      train_loss=rng.uniform(0.5, 1.5, len(df)))
 
 

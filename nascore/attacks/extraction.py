@@ -119,7 +119,9 @@ def extraction_metrics(victim_probs: torch.Tensor, thief_log_probs: torch.Tensor
     log-softmax on the same images (:func:`predict_probs` with ``log=True``). Returns ``ce`` =
     H(p_victim, q_thief) (nats, mean over images), ``victim_entropy`` = H(p_victim),
     ``kl`` = ce − victim_entropy, ``thief_acc`` and ``victim_acc`` (fractions, against ``y``),
-    ``agreement`` (fraction of images where the two argmax classes agree) and ``n_eval``.
+    ``agreement`` (fraction of images where the two argmax classes agree), ``victim_majority`` (the
+    share of the victim's most frequent predicted class: the agreement a constant thief reaches)
+    and ``n_eval``.
     """
     if len(y) != len(victim_probs):
         raise ValueError(f"{len(y)} labels for {len(victim_probs)} images: they must describe the same images")
@@ -130,7 +132,9 @@ def extraction_metrics(victim_probs: torch.Tensor, thief_log_probs: torch.Tensor
     n = len(y)
     return {"ce": float(ce.mean()), "victim_entropy": float(ent.mean()), "kl": float((ce - ent).mean()),
             "thief_acc": float((thief_pred == y).sum()) / n, "victim_acc": float((victim_pred == y).sum()) / n,
-            "agreement": float((thief_pred == victim_pred).sum()) / n, "n_eval": n}
+            "agreement": float((thief_pred == victim_pred).sum()) / n,
+            "victim_majority": float(torch.bincount(victim_pred, minlength=victim_probs.shape[1]).max()) / n,
+            "n_eval": n}
 
 
 @dataclass(frozen=True)

@@ -113,25 +113,40 @@ def run(profile: Profile, progress: bool = True, workers: int | None = None) -> 
 
 
 def per_model(results: dict, clean: dict) -> pd.DataFrame:
-    """One row per (model, seed): confounds of the clean zoo model (``params``, ``clean_acc`` %,
-    ``train_loss``), the clean accuracy on the backdoor evaluation images before fine-tuning
-    (``acc_before``), and per attack prefix: ``<a>_asr`` (artifact counting, artifact's epoch selection),
-    ``<a>_asr_standard`` (target class excluded, same epoch), ``<a>_cad`` (pp, same epoch), ``<a>_epoch``,
-    ``<a>_asr_final`` / ``<a>_cad_final`` (last epoch), and the cell statistics."""
+    """One row per (model, seed): covariates and mediators of the clean zoo model (``params``,
+    ``flops``, ``clean_acc`` %, ``train_loss``), the clean accuracy on the backdoor evaluation images
+    before fine-tuning (``acc_before``), and per attack prefix ``<a>``:
+
+    * at the **pre-registered fixed epoch** (the profile's last fine-tuning epoch; the primaries):
+      ``<a>_asr`` (artifact counting), ``<a>_asr_standard`` (target class excluded), ``<a>_cad`` (pp);
+    * the gate: ``<a>_asr_clean`` (the same trigger on the clean model, epoch 0) and
+      ``<a>_asr_gain = <a>_asr − <a>_asr_clean`` (pp);
+    * the artifact's epoch selection (exploratory): ``<a>_asr_selected`` (0 where its CAD > 3 rule
+      zeroed every epoch), ``<a>_cad_selected``, ``<a>_epoch_selected``, ``<a>_rule_zeroed`` (True
+      when the selected value is a zero set by the rule, not a measured one);
+    * TrojanNN / IMC: ``<a>_activation_gain`` (selected units' mean activation after − before the
+      trigger search) and ``<a>_activation_gain_ratio`` (that gain / the target activation);
+
+    and the cell statistics."""
+    from ..attacks.backdoor.trojannn import TrojanNN
+
     rows: dict[tuple[str, int], dict] = {}
     for (prefix, m, s), tm in results.items():
         row = rows.setdefault((m, s), {"model": m, "family": family(m), "seed": s, **entry_confounds(clean[(m, s)])})
-        met = tm.record["metrics"]
+        met, hist = tm.record["metrics"], tm.record["history"]
         sel, fin = met["selected"], met["final"]
         row["acc_before"] = met["clean_acc0"]
-        row.update({f"{prefix}_asr": sel["asr"], f"{prefix}_asr_standard": sel["asr_standard"],
-                    f"{prefix}_cad": sel["cad"], f"{prefix}_epoch": sel["epoch"],
-                    f"{prefix}_asr_final": fin["asr"], f"{prefix}_asr_standard_final": fin["asr_standard"],
-                    f"{prefix}_cad_final": fin["cad"]})
+        row.update({f"{prefix}_asr": fin["asr"], f"{prefix}_asr_standard": fin["asr_standard"],
+                    f"{prefix}_cad": fin["cad"], f"{prefix}_asr_clean": hist[0]["asr"],
+                    f"{prefix}_asr_gain": fin["asr"] - hist[0]["asr"],
+                    f"{prefix}_asr_selected": sel["asr"], f"{prefix}_cad_selected": sel["cad"],
+                    f"{prefix}_epoch_selected": sel["epoch"],
+                    f"{prefix}_rule_zeroed": bool(sel["asr"] == 0.0 and sel.get("asr_raw", 0.0) > 0.0)})
         if prefix.startswith("trojannn") or prefix == "imc":
             d = met["diagnostics"]
-            row[f"{prefix}_activation_gain"] = d.get("activation_after", float("nan")) - d.get("activation_before",
-                                                                                               float("nan"))
+            gain = d.get("activation_after", float("nan")) - d.get("activation_before", float("nan"))
+            row[f"{prefix}_activation_gain"] = gain
+            row[f"{prefix}_activation_gain_ratio"] = gain / TrojanNN.target_value
     out = pd.DataFrame(list(rows.values()))
     for col, fn in (("depth", lambda m: cell_stats(m).depth), ("skips", lambda m: cell_stats(m).skips)):
         out[col] = [fn(m) if family(m) != "manual" else float("nan") for m in out.model]
@@ -159,53 +174,79 @@ def neuron_sweep(results: dict, profile: Profile) -> pd.DataFrame:
         k = DEFAULT_NEURONS if prefix == "trojannn" else int(prefix.removeprefix("trojannn_n"))
         met = tm.record["metrics"]
         d = met["diagnostics"]
-        rows.append({"model": m, "family": family(m), "seed": s, "neurons": k, "asr": met["selected"]["asr"],
-                     "asr_standard": met["selected"]["asr_standard"], "cad": met["selected"]["cad"],
-                     "asr_final": met["final"]["asr"], "activation_before": d.get("activation_before"),
+        rows.append({"model": m, "family": family(m), "seed": s, "neurons": k, "asr": met["final"]["asr"],
+                     "asr_standard": met["final"]["asr_standard"], "cad": met["final"]["cad"],
+                     "asr_selected": met["selected"]["asr"], "activation_before": d.get("activation_before"),
                      "activation_after": d.get("activation_after"), "steps_taken": d.get("steps_taken")})
     return pd.DataFrame(rows).sort_values(["model", "neurons"]).reset_index(drop=True) if rows else pd.DataFrame()
 
 
-#: (statistic column, claim) judged NAS − manual; the first of each claim is its primary statistic.
-FAMILY_STATISTICS = (("badnet_asr", "backdoor.asr"), ("badnet_cad", "backdoor.cad"),
-                     ("trojannn_asr", "backdoor.trojannn_asr"), ("trojannn_cad", "backdoor.trojannn_cad"),
-                     ("badnet_asr_standard", "backdoor.asr"), ("badnet_asr_final", "backdoor.asr"),
-                     ("latent_asr", "backdoor.asr"), ("imc_asr", "backdoor.asr"))
+#: (statistic column, claim, attack prefix) judged NAS − manual; the first of each claim is its primary statistic.
+FAMILY_STATISTICS = (("badnet_asr", "backdoor.asr", "badnet"), ("badnet_cad", "backdoor.cad", "badnet"),
+                     ("trojannn_asr", "backdoor.trojannn_asr", "trojannn"),
+                     ("trojannn_cad", "backdoor.trojannn_cad", "trojannn"),
+                     ("badnet_asr_standard", "backdoor.asr", "badnet"),
+                     ("badnet_asr_selected", "backdoor.asr", "badnet"),
+                     ("latent_asr", "backdoor.asr", "latent"), ("imc_asr", "backdoor.asr", "imc"))
+
+
+def gate_table(table: pd.DataFrame, attack: str, models=None) -> pd.DataFrame:
+    """Per model (seed-averaged) the gate columns of ``attack``'s claims: ``asr_gain`` (pp: the
+    fixed-epoch ASR minus the clean model's on the same stamped images) and, for TrojanNN,
+    ``trojan_activation_gain`` (the trigger search's activation gain / target)."""
+    cols = {f"{attack}_asr_gain": "asr_gain", f"{attack}_activation_gain_ratio": "trojan_activation_gain"}
+    have = [c for c in cols if c in table]
+    sub = table if models is None else table[table.model.isin(models)]
+    return sub.groupby("model", as_index=False)[have].mean().rename(columns=cols)
 
 
 def family_rows(table: pd.DataFrame, profile: Profile) -> list[dict]:
     """NAS − manual rows for the registered backdoor statistics present in ``table`` (latent/IMC only where
-    both families have at least one model)."""
+    both families have at least one model), each with its claim's gates computed on the same models."""
+    from ..report import claim_gate
     from .common import nas_vs_manual
 
     rows = []
-    for col, claim in FAMILY_STATISTICS:
+    for col, claim, attack in FAMILY_STATISTICS:
         if col not in table or table[col].isna().all():
             continue
-        fams = set(table.loc[table[col].notna(), "family"])
-        if {"nas", "manual"} <= fams:
-            rows.append(nas_vs_manual(table, col, claim, profile=profile.name))
+        have = table[table[col].notna() & table.family.isin(["nas", "manual"])]
+        if {"nas", "manual"} <= set(have.family):
+            gate = claim_gate(claim, gate_table(have, attack))
+            rows.append(nas_vs_manual(table, col, claim, profile=profile.name, gate=gate))
     return rows
 
 
-def mitigation_rows(results: dict, profile: Profile, seed: int = 0) -> list[dict]:
-    """mitigation − DARTS-V2 TrojanNN ASR (claim ``mitigation.backdoor_asr``) on the same stamped test
-    images: per-image success at each model's selected epoch (artifact counting), McNemar's test."""
-    from ..report import compare_paired
+def mitigation_rows(results: dict, profile: Profile, table: pd.DataFrame | None = None, seed: int = 0) -> list[dict]:
+    """mitigation − DARTS-V2 TrojanNN ASR (claim ``mitigation.backdoor_asr``) at the fixed epoch. With ≥ 2
+    training seeds of both (and the per-model ``table``) seeds are the units (primary); the paired
+    comparison on the same stamped test images (per-image success, McNemar's test; about these weights)
+    is then exploratory, else primary. Every row carries the claim's gates on DARTS-V2 and the
+    mitigations."""
+    from ..report import claim_gate, compare_paired, compare_to_baseline
 
     base = results.get(("trojannn", BASELINE, seed))
     if base is None:
         return []
-    n = base.record["metrics"]["n_test"]
-    b = unpack_bits(base.record["metrics"]["success_selected"], n).float()
+    subjects = [m for m in profile.mitigation_models if ("trojannn", m, seed) in results]
+    gate = None
+    if table is not None:
+        gate = claim_gate("mitigation.backdoor_asr", gate_table(table, "trojannn", (BASELINE, *subjects)))
+    n_seeds = lambda m: len({s for (a, n, s) in results if a == "trojannn" and n == m})  # noqa: E731
+    by_seeds = table is not None and all(n_seeds(m) >= 2 for m in (BASELINE, *subjects))
     rows = []
-    for m in profile.mitigation_models:
-        tm = results.get(("trojannn", m, seed))
-        if tm is None:
-            continue
-        a = unpack_bits(tm.record["metrics"]["success_selected"], n).float()
+    if by_seeds:
+        rows += [compare_to_baseline(table, "trojannn_asr", "mitigation.backdoor_asr", m, unit="seed",
+                                     profile=profile.name, gate=gate,
+                                     setting="TrojanNN, fixed last epoch, training seeds as units")
+                 for m in subjects]
+    n = base.record["metrics"]["n_test"]
+    b = unpack_bits(base.record["metrics"]["success_final"], n).float()
+    for m in subjects:
+        a = unpack_bits(results[("trojannn", m, seed)].record["metrics"]["success_final"], n).float()
         rows.append(compare_paired(a, b, "trojannn_asr", "mitigation.backdoor_asr", subject=m, baseline=BASELINE,
-                                   profile=profile.name, setting="TrojanNN, selected epochs, same stamped images"))
+                                   profile=profile.name, exploratory=by_seeds, gate=gate,
+                                   setting=f"TrojanNN, fixed last epoch, same stamped images, seed {seed}"))
     return rows
 
 

@@ -161,7 +161,7 @@ def verdicts_view(verdicts: pd.DataFrame, caption: str = ""):
     page: claim and statistic (with its role) in one cell, the label before multiplicity
     correction as a coloured badge second from the left (CSS class ``verdict``, which the browser
     check keeps inside the viewport), the estimate with its 95 % interval in short units (pp =
-    percentage points), raw p and the confound-adjusted estimate; no index, "—" for missing."""
+    percentage points), raw p and the size-adjusted estimate (with its common support); no index, "—" for missing."""
     from ..report import chapter_table
     from ..report.scorecard import badge
 
@@ -172,7 +172,7 @@ def verdicts_view(verdicts: pd.DataFrame, caption: str = ""):
         "label, raw p": t["label (before multiplicity correction)"].map(badge),
         "estimate [95 % CI]": t["estimate [95 % CI]"].map(_short_estimate),
         "p (raw)": t["p (raw)"],
-        "adjusted for confounds": t["adjusted for confounds"],
+        "size-adjusted": t["size-adjusted"],
     })
     sty = out.style.hide(axis="index").format(na_rep=MISSING)
     if caption:

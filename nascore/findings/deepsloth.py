@@ -31,7 +31,8 @@ from ..multiexit import (RAD_BUDGETS, choose_threshold, cost_fractions, eec_curv
                          trained_sdn)
 from ..multiexit.store import backbone_splits
 from ..profiles import Profile
-from ..report import compare_extreme, compare_values
+from ..report import claim_gate, compare_extreme, compare_values
+from ..report.statistics import statistic
 from ..report.estimators import bootstrap_extreme
 
 CHAPTER = "09_deepsloth"
@@ -336,6 +337,18 @@ def summary_numbers(red5: pd.DataFrame, latency_summary: pd.DataFrame, attack_se
     return out
 
 
+def exit_gate_table(per_image: pd.DataFrame, rad: float = 0.05) -> pd.DataFrame:
+    """Per backbone the gate column of the efficacy claims (``exit_thresholds_in_range``):
+    ``clean_efficacy_margin`` = min(η_clean − 0.1, 0.9 − η_clean) at ``rad`` (positive inside
+    [0.1, 0.9]), with ``clean_efficacy`` itself."""
+    rows = []
+    for b in dict.fromkeys(per_image.backbone):
+        eta = float(_series(per_image, b, "clean", rad).mean())
+        rows.append({"model": BACKBONE_LABELS.get(b, b), "clean_efficacy": eta,
+                     "clean_efficacy_margin": min(eta - 0.1, 0.9 - eta)})
+    return pd.DataFrame(rows)
+
+
 def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None, n_boot: int = 2_000,
                  seed: int = 0, profile: str | None = None) -> tuple[list[dict], list[str]]:
     """Verdict rows (:func:`nascore.report.compare_extreme`: the least favourable backbone, images
@@ -352,10 +365,13 @@ def verdict_rows(per_image: pd.DataFrame, latency_ms: pd.DataFrame | None = None
         data = {lab.get(b, b): _paired(per_image, b, attacks, rad, column) for b in keep}
         return {k: v for k, v in data.items() if len(v) >= 2}      # an attack not run on this backbone
 
+    gate_df = exit_gate_table(per_image)
+
     def add(stat, g, aggregate, setting="", exploratory=False):
         if g:
+            gate = claim_gate(statistic(stat).claim, gate_df)
             rows.append(compare_extreme(g, stat, aggregate=aggregate, n_boot=n_boot, seed=seed, setting=setting,
-                                        exploratory=exploratory, profile=profile))
+                                        exploratory=exploratory, profile=profile, gate=gate))
 
     for rad in RAD_BUDGETS:
         for b in every:

@@ -6,12 +6,16 @@ victims (about −0.3 nats), and (Table 4) that the deeper mitigation cells are 
 (about +0.5 nats against DARTS). This module, per victim of the chapter's model list:
 
 * trains one thief per query budget Q on the victim's **hard** labels (what the artifact's ART loss
-  actually used; the primary statistic ``extraction_ce`` is taken at the largest budget) and one
-  per soft-label budget on its probability vectors (exploratory ``extraction_ce_soft``), each a
-  cached zoo model (:class:`nascore.attacks.extraction.ThiefVariant`), in parallel workers;
-* scores each thief on a fixed, seeded set of test images — the same for every model: CE, the
-  victim's entropy (the CE's floor), the thief's accuracy and its agreement with the victim —
-  and keeps the per-image CE for the paired mitigation comparison.
+  actually used) and one per soft-label budget on its probability vectors, each a cached zoo model
+  (:class:`nascore.attacks.extraction.ThiefVariant`) **freshly initialised** with its own seed
+  (:func:`thief_seed`: never the victim's, so a thief does not start from the victim's initial
+  weights), in parallel workers;
+* scores each thief on a fixed, seeded set of test images — the same for every model: the CE
+  H(p_victim, q_thief) split into the victim's entropy H(p_victim) (what the victim's confidence
+  sets; the CE's floor) and the imitation part KL(p_victim ‖ q_thief) = CE − H(p_victim), the
+  primary ``extraction_kl`` at the largest budget; the thief's accuracy, its agreement with the
+  victim and the agreement a constant predictor would reach (the gate "thieves learn") — and keeps
+  the per-image KL for the paired mitigation comparison.
 """
 from __future__ import annotations
 
@@ -38,6 +42,14 @@ MONITOR_PER_CLASS = 10  # the thief's per-epoch test accuracy in its record: a p
 #: with fresh processes, measured on the shared 2-core machine).
 IN_PROCESS_BELOW = 20_000
 THIEVES_PER_PROCESS = 8  # a worker process is replaced after this many thieves (returns fragmented memory)
+THIEF_SEED_OFFSET = 10_000  # a thief's seed = its victim's + this: its own initialisation and data order
+
+
+def thief_seed(victim_seed: int) -> int:
+    """The seed a thief of the victim trained with ``victim_seed`` is built and trained with: its own
+    (protocol §4.4: the thief is freshly initialised), not the victim's — with the victim's seed a
+    same-architecture thief would start from the victim's exact initial weights."""
+    return victim_seed + THIEF_SEED_OFFSET
 
 
 def chapter_models(profile: Profile) -> tuple[str, ...]:
@@ -96,13 +108,17 @@ def _score_thief(name: str, profile_fields: dict, seed: int, variant: ThiefVaria
                  idx: torch.Tensor, victim_probs: torch.Tensor) -> dict:
     """Train (or load) one thief and score it on the test images ``idx`` (worker function)."""
     t0 = time.perf_counter()
-    thief = zoo.get(name, Profile(**profile_fields), seed=seed, progress=False, variant=variant, **overrides)
+    thief = zoo.get(name, Profile(**profile_fields), seed=thief_seed(seed), progress=False, variant=variant,
+                    **overrides)
     data = zoo.dataset()
     x, y = data.test_x[idx], data.test_y[idx]
     logq = predict_probs(thief.model, x, log=True)
     hist = thief.record["history"]
+    p = victim_probs.double()
+    entropy = -(p * torch.log(p.clamp_min(1e-300))).sum(dim=1)
     return {"model": variant.victim, "thief": name, "seed": seed, "budget": variant.budget, "mode": variant.mode,
-            **extraction_metrics(victim_probs, logq, y), "ce_per_image": per_image_ce(victim_probs, logq).numpy(),
+            **extraction_metrics(victim_probs, logq, y),
+            "kl_per_image": (per_image_ce(victim_probs, logq) - entropy).numpy(),
             "thief_train_loss": hist[-1]["train_loss"], "thief_train_seconds": thief.record["metrics"]["train_seconds"],
             "seconds": time.perf_counter() - t0}
 
@@ -111,11 +127,14 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
     """Victims (cached zoo), thieves (trained in parallel, cached), scores.
 
     Returns ``(victims, thieves, per_image)``: the zoo entries ``{(model, seed): TrainedModel}``;
-    one row per (model, seed, budget, mode) with the victim's confounds; per-image CE arrays
-    ``{(model, seed, budget, mode): (n,)}``.
+    one row per (model, seed, budget, mode) with the victim's covariates and mediators; per-image
+    KL(victim ‖ thief) arrays ``{(model, seed, budget, mode): (n,)}``. DARTS-V2 and the mitigations are
+    victims with all their seeds (the Table-4 claim takes seeds as units), the others with the profile's.
     """
     models = chapter_models(profile)
-    victims = zoo.train_many(models, profile, seeds=profile.seeds, progress=progress)
+    seeds = {m: profile.seeds_for(m) if m in (BASELINE, *profile.mitigation_models) else profile.seeds
+             for m in models}
+    victims = zoo.train_many(models, profile, seeds=seeds, progress=progress)
     cfg = zoo.ModelConfig(**next(iter(victims.values())).record["config"])
     n_train = len(zoo.splits(data, cfg)[1])
     check_parameters(profile, n_train)
@@ -128,7 +147,7 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
         for budget, mode in budgets:
             variant = ThiefVariant(victim=name, victim_key=entry.record["key"], budget=budget, mode=mode,
                                    load_victim=victim_model)
-            zoo.resolve(name, profile, seed, variant=variant, **overrides)  # validates before any training
+            zoo.resolve(name, profile, thief_seed(seed), variant=variant, **overrides)  # validates before training
             jobs.append((name, profile.to_dict(), seed, variant, overrides, idx, probs))
     # the largest jobs first, so that the workers finish together
     jobs.sort(key=lambda j: j[3].budget * (1.0 if family(j[0]) != "manual" else 0.4), reverse=True)
@@ -144,26 +163,29 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
     conf = {key: victim_row(*key, entry) for key, entry in victims.items()}
     rows, per_image = [], {}
     for r in results:
-        per_image[(r["model"], r["seed"], r["budget"], r["mode"])] = r.pop("ce_per_image")
+        per_image[(r["model"], r["seed"], r["budget"], r["mode"])] = r.pop("kl_per_image")
         rows.append({**conf[(r["model"], r["seed"])], **r})
     thieves = pd.DataFrame(rows)
-    for c in ("thief_acc", "victim_acc", "agreement"):
+    for c in ("thief_acc", "victim_acc", "agreement", "victim_majority"):
         thieves[c] = 100 * thieves[c]
+    thieves["agreement_gain"] = thieves["agreement"] - thieves["victim_majority"]
     return victims, thieves.sort_values(["model", "seed", "mode", "budget"], ignore_index=True), per_image
 
 
 def per_model(thieves: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, seed): the chapter's statistics at the largest budget, with confounds.
-
-    ``extraction_ce`` (primary; hard labels), ``extraction_thief_acc``, ``extraction_agreement``
-    (%), ``victim_entropy``; ``extraction_ce_soft`` at the largest soft-label budget
-    (``soft_budget``; exploratory).
+    """One row per (model, seed): the chapter's statistics at the largest hard-label budget, with the
+    victim's covariates and mediators: ``extraction_kl`` (primary: KL(victim ‖ thief), nats),
+    ``extraction_ce`` (= ``victim_entropy`` + ``extraction_kl``), ``extraction_thief_acc``,
+    ``extraction_agreement`` and ``agreement_gain`` (agreement − the victim's majority share, pp: the
+    gate); ``extraction_ce_soft`` at the largest soft-label budget (``soft_budget``; exploratory).
     """
-    keys = ["model", "family", "seed", "params", "clean_acc", "train_loss"]
+    keys = ["model", "family", "seed", "params", "flops", "clean_acc", "train_loss"]
     hard = thieves[thieves["mode"] == "hard"]
     top = hard[hard.budget == hard.budget.max()]
-    out = top[keys + ["budget", "ce", "thief_acc", "agreement", "victim_entropy"]].rename(columns={
-        "ce": "extraction_ce", "thief_acc": "extraction_thief_acc", "agreement": "extraction_agreement"})
+    out = top[keys + ["budget", "kl", "ce", "thief_acc", "agreement", "agreement_gain", "victim_majority",
+                      "victim_entropy"]].rename(columns={
+        "kl": "extraction_kl", "ce": "extraction_ce", "thief_acc": "extraction_thief_acc",
+        "agreement": "extraction_agreement"})
     soft = thieves[thieves["mode"] == "soft"]
     if not soft.empty:
         s = soft[soft.budget == soft.budget.max()][["model", "seed", "budget", "ce"]]
@@ -185,21 +207,41 @@ def mode_comparison(thieves: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def mitigation_rows(per_image: dict, thieves: pd.DataFrame, mitigations, seed: int = 0) -> list[dict]:
-    """mitigation − DARTS-V2 extraction CE at the largest hard-label budget, per mitigation cell.
+def _gate(per_model_df: pd.DataFrame, claim: str, models=None):
+    from ..report import claim_gate
+    pm = per_model_df if models is None else per_model_df[per_model_df.model.isin(models)]
+    return claim_gate(claim, pm.groupby("model", as_index=False)["agreement_gain"].mean())
 
-    Units: the test images, **paired** (both thieves scored on the same images; bootstrap CI and
-    sign-flip p of the mean per-image difference). With one trained victim and thief per
-    architecture this speaks about these trained weights, not about the architectures.
+
+def mitigation_rows(per_image: dict, thieves: pd.DataFrame, mitigations, seed: int = 0,
+                    per_model_df: pd.DataFrame | None = None) -> list[dict]:
+    """mitigation − DARTS-V2 extraction KL at the largest hard-label budget, per mitigation cell.
+
+    With ≥ 2 victim seeds of both (and ``per_model_df``) the seeds are the units (primary); the
+    comparison on **paired** test images (both thieves scored on the same images; bootstrap CI and
+    sign-flip p of the mean per-image difference: about these trained weights) is then
+    exploratory, else primary. Every row carries the claim's gate on DARTS-V2 and the mitigations.
     """
+    from ..report import compare_to_baseline
+
     budget = int(thieves.loc[thieves["mode"] == "hard", "budget"].max())
     base = per_image.get((BASELINE, seed, budget, "hard"))
     if base is None:
         raise ValueError(f"the mitigation comparison needs {BASELINE!r} among the extraction models")
-    return [compare_paired(per_image[(name, seed, budget, "hard")], base, "extraction_ce",
-                           "mitigation.more_manual_like", name, baseline=BASELINE, seed=seed,
-                           setting=f"Q = {budget}, hard labels")
-            for name in mitigations]
+    gate = _gate(per_model_df, "mitigation.more_manual_like", (BASELINE, *mitigations)) \
+        if per_model_df is not None else None
+    seeds_of = lambda m: {k[1] for k in per_image if k[0] == m and k[2] == budget and k[3] == "hard"}  # noqa: E731
+    by_seeds = per_model_df is not None and all(len(seeds_of(m)) >= 2 for m in (BASELINE, *mitigations))
+    rows = []
+    if by_seeds:
+        rows += [compare_to_baseline(per_model_df, "extraction_kl", "mitigation.more_manual_like", name, unit="seed",
+                                     gate=gate, setting=f"Q = {budget}, hard labels, victim seeds as units")
+                 for name in mitigations]
+    return rows + [compare_paired(per_image[(name, seed, budget, "hard")], base, "extraction_kl",
+                                  "mitigation.more_manual_like", name, baseline=BASELINE, seed=seed,
+                                  exploratory=by_seeds, gate=gate,
+                                  setting=f"Q = {budget}, hard labels, same images, seed {seed}")
+                   for name in mitigations]
 
 
 def paper_ce(models=None) -> pd.DataFrame | None:
@@ -279,8 +321,9 @@ def verdict_rows(per_model_df: pd.DataFrame, thieves: pd.DataFrame, per_image: d
                  models) -> list[dict]:
     """The chapter's verdict plan, in the order of its table.
 
-    * ``extraction_ce`` (hard labels, largest budget): the primary statistic of ``extraction.ce``,
-      NAS − manual over the victims;
+    * ``extraction_kl`` (KL(victim ‖ thief), hard labels, largest budget): the primary statistic of
+      ``extraction.ce``, NAS − manual over the victims; its two parts ``extraction_ce`` (exploratory)
+      and ``victim_entropy`` (exploratory: what the victims' confidence alone contributes);
     * ``extraction_ce_soft`` at the largest soft-label budget, where soft-label thieves were run,
       and the thief's accuracy and agreement at the largest budget (exploratory);
     * the hard-label CE at every smaller budget (:func:`budget_rows`, exploratory);
@@ -290,22 +333,28 @@ def verdict_rows(per_model_df: pd.DataFrame, thieves: pd.DataFrame, per_image: d
     from .common import nas_vs_manual
 
     pm = per_model_df
+    fam = pm[pm.family.isin(["nas", "manual"])]
+    gate = _gate(fam, "extraction.ce")
     top, soft_top = int(pm.budget.max()), pm.get("soft_budget", pd.Series(dtype=float)).max()
-    rows = [nas_vs_manual(pm, "extraction_ce", "extraction.ce", setting=f"Q = {top}, hard labels",
-                          profile=profile.name)]
+    rows = [nas_vs_manual(pm, "extraction_kl", "extraction.ce", setting=f"Q = {top}, hard labels",
+                          profile=profile.name, gate=gate),
+            nas_vs_manual(pm, "extraction_ce", "extraction.ce", setting=f"Q = {top}, hard labels",
+                          profile=profile.name, gate=gate),
+            nas_vs_manual(pm, "victim_entropy", "extraction.ce", setting=f"Q = {top}, hard labels",
+                          profile=profile.name, gate=gate)]
     if "extraction_ce_soft" in pm and pm.extraction_ce_soft.notna().any():
         rows.append(nas_vs_manual(pm.dropna(subset=["extraction_ce_soft"]), "extraction_ce_soft",
-                                  setting=f"Q = {int(soft_top)}, soft labels", profile=profile.name))
-    rows += [nas_vs_manual(pm, s, setting=f"Q = {top}, hard labels", profile=profile.name)
+                                  setting=f"Q = {int(soft_top)}, soft labels", profile=profile.name, gate=gate))
+    rows += [nas_vs_manual(pm, s, setting=f"Q = {top}, hard labels", profile=profile.name, gate=gate)
              for s in ("extraction_thief_acc", "extraction_agreement")]
-    rows += budget_rows(thieves, profile)
+    rows += budget_rows(thieves, profile, gate)
     mitigations = chapter_mitigations(profile, models)
     if mitigations and BASELINE in models:
-        rows += mitigation_rows(per_image, thieves, mitigations, seed=profile.seeds[0])
+        rows += mitigation_rows(per_image, thieves, mitigations, seed=profile.seeds[0], per_model_df=pm)
     return rows
 
 
-def budget_rows(thieves: pd.DataFrame, profile: Profile) -> list[dict]:
+def budget_rows(thieves: pd.DataFrame, profile: Profile, gate=None) -> list[dict]:
     """Exploratory NAS − manual rows of the hard-label CE at each budget below the largest
     (``extraction_ce_at_budget``): the paper's −0.3 fits its small budgets (§11)."""
     from .common import nas_vs_manual
@@ -314,5 +363,6 @@ def budget_rows(thieves: pd.DataFrame, profile: Profile) -> list[dict]:
     rows = []
     for b in sorted(hard.budget.unique())[:-1]:
         df = hard[hard.budget == b].rename(columns={"ce": "extraction_ce_at_budget"})
-        rows.append(nas_vs_manual(df, "extraction_ce_at_budget", setting=f"Q = {b}, hard labels", profile=profile.name))
+        rows.append(nas_vs_manual(df, "extraction_ce_at_budget", setting=f"Q = {b}, hard labels", profile=profile.name,
+                                  gate=gate))
     return rows

@@ -28,8 +28,8 @@ import torch
 
 from .. import zoo
 from ..attacks.membership import (ARTIFACT_SEED, SCORE_ATTACKS, HopSkipJump, artifact_hopskipjump, artifact_members,
-                                  auc_p_value, confidence_matched, folded_auc, lira_offline, logit_confidence,
-                                  membership_scores, random_indices, roc_auc, tpr_at_fpr)
+                                  auc_interval, auc_p_value, confidence_matched, folded_auc, lira_offline, logit_confidence,
+                                  membership_scores, random_indices, roc_auc, shared_band, tpr_at_fpr)
 from ..attacks.membership.reference import HoldOutVariant
 from ..models import family
 from ..models.predict import predict
@@ -112,9 +112,10 @@ def _attack_rows(attack: str, labels: np.ndarray, scores: np.ndarray, fold: bool
 
 
 def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSets, hsj: HopSkipJump,
-                  reference_keys: tuple[str, ...]) -> dict:
+                  reference_keys: tuple[str, ...], band: tuple[float, float]) -> dict:
     """Every attack on one model (worker function): rows per attack, the per-model summary and
-    the per-image scores for the ROC plots."""
+    the per-image scores for the ROC plots. ``band``: the confidence band every victim's matched
+    non-members come from (:func:`nascore.attacks.membership.shared_band`)."""
     t0 = time.perf_counter()
     entry = zoo.get(name, Profile(**profile_fields), seed=seed, progress=False)
     model = entry.model
@@ -123,15 +124,22 @@ def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSe
     pool_x, pool_y = data.test_x[sets.pool_idx], data.test_y[sets.pool_idx]
     pool_logits = predict(model, pool_x)
     # --- the artifact's label-only attack
-    nm, band = confidence_matched(pool_logits.double().softmax(1).max(1).values.numpy(), len(sets.boundary_members))
-    x = torch.cat([sets.boundary_members, pool_x[nm]]).float().div_(255)
+    n = len(sets.boundary_members)
+    nm, used = confidence_matched(pool_logits.double().softmax(1).max(1).values.numpy(), n, band=band)
+    if used != tuple(band):
+        raise RuntimeError(f"{name}: the shared band {band} does not hold {n} non-members (got {used})")
+    rand = sets.pool_idx.new_tensor(range(n))             # the random-non-member control: the first n pool images
+    x = torch.cat([sets.boundary_members, pool_x[nm], pool_x[rand]]).float().div_(255)
     t_hsj = time.perf_counter()
     res = hsj(model, x.to(next(model.parameters()).device))
     t_hsj = time.perf_counter() - t_hsj
-    n = len(sets.boundary_members)
     labels = np.r_[np.ones(n), np.zeros(n)].astype(int)
-    linf, l2 = res.linf.cpu().numpy().astype(float), res.l2.cpu().numpy().astype(float)
-    rows = [_attack_rows("boundary_linf", labels, linf, fold=True), _attack_rows("boundary_l2", labels, l2, fold=True)]
+    linf_all, l2_all = res.linf.cpu().numpy().astype(float), res.l2.cpu().numpy().astype(float)
+    linf, l2 = linf_all[:2 * n], l2_all[:2 * n]
+    linf_rand = np.r_[linf_all[:n], linf_all[2 * n:]]
+    # score = distance to the boundary: members farther is the artifact's hypothesis (AUC > 0.5 unfolded)
+    rows = [_attack_rows("boundary_linf", labels, linf, fold=True), _attack_rows("boundary_l2", labels, l2, fold=True),
+            _attack_rows("boundary_linf_random", labels, linf_rand, fold=True)]
     # --- score-based attacks: random members vs the first n_score pool images
     m_idx = sets.score_member_idx
     m_logits, nm_logits = predict(model, train_x[m_idx]), pool_logits[:sets.n_score]
@@ -154,10 +162,12 @@ def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSe
                "loss_gap": float(ce(nm_logits, pool_y[:sets.n_score]) - ce(m_logits, train_y[m_idx])),
                "band_low": band[0], "band_high": band[1],
                "boundary_failures": int((~res.success).sum()),
-               "median_linf_members": float(np.median(linf[:n])), "median_linf_nonmembers": float(np.median(linf[n:])),
+               "members_misclassified": 100 * float((linf[:n] == 0).mean()),
+               "median_linf_members": float(np.median(linf[:n])), "median_linf_nonmembers": float(np.median(linf[n:2 * n])),
+               "median_linf_random": float(np.median(linf_all[2 * n:])),
                "hsj_queries_mean": float(res.queries.double().mean()), "hsj_seconds": t_hsj,
                "seconds": time.perf_counter() - t0}
-    per_image = {"boundary": {"labels": labels, "linf": linf, "l2": l2},
+    per_image = {"boundary": {"labels": labels, "linf": linf, "l2": l2, "linf_random": linf_rand},
                  "score": {"labels": s_labels, **{k: np.asarray(v) for k, v in scores.items()}}}
     return {"rows": [{"model": name, "seed": seed, **r} for r in rows], "summary": summary, "per_image": per_image}
 
@@ -195,7 +205,10 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
     sets = draw_sets(profile, train_x, len(data.test_y))
     refs = train_references(models, profile, len(train_x), progress)
     hsj = hsj or artifact_hopskipjump()
-    jobs = [(name, profile.to_dict(), seed, sets, hsj, refs[name]) for name, seed in victims]
+    pool_x = data.test_x[sets.pool_idx]
+    band = shared_band([predict(e.model, pool_x).double().softmax(1).max(1).values.numpy() for e in victims.values()],
+                       profile.membership.mia_samples)
+    jobs = [(name, profile.to_dict(), seed, sets, hsj, refs[name], band) for name, seed in victims]
     small = 2 * profile.membership.mia_samples * 720 * len(jobs) < 50_000  # forward passes: process start-up would dominate
 
     def report(r, elapsed):
@@ -211,8 +224,11 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
                          for (n, s), e in victims.items()])
     wide = attacks.pivot_table(index=["model", "seed"], columns="attack", values=["auc", "tpr_at_1fpr", "tpr_at_01fpr"])
     stats = pd.DataFrame(index=wide.index)
-    stats["mia_boundary_auc"] = wide[("auc", "boundary_linf")]
-    stats["mia_boundary_auc_l2"] = wide[("auc", "boundary_l2")]
+    raw = attacks.pivot_table(index=["model", "seed"], columns="attack", values="auc_raw")
+    stats["mia_boundary_auc"] = raw["boundary_linf"]                 # unfolded: members farther = above 0.5
+    stats["mia_boundary_auc_folded"] = wide[("auc", "boundary_linf")]   # the artifact's max(AUC, 1 − AUC)
+    stats["mia_boundary_auc_random"] = raw["boundary_linf_random"]   # control: random non-members
+    stats["mia_boundary_auc_l2"] = raw["boundary_l2"]
     for attack, col in COLUMN.items():
         if ("auc", attack) in wide:
             stats[f"{col}_auc"] = wide[("auc", attack)]
@@ -220,6 +236,9 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
                 stats[f"{col}_tpr_at_{k}"] = wide[(f"tpr_at_{k}", attack)]
     per_model = conf.merge(summary, on=["model", "seed"]).merge(stats.reset_index(), on=["model", "seed"])
     per_image = {(r["summary"]["model"], r["summary"]["seed"]): r["per_image"] for r in results}
+    # the gate "a membership signal exists": the loss-threshold AUC's 95 % interval, per model
+    low = {k: auc_interval(v["score"]["labels"], v["score"]["loss"], seed=SCORE_SEED)[0] for k, v in per_image.items()}
+    per_model["mia_loss_auc_low"] = [low[(m, s)] for m, s in zip(per_model.model, per_model.seed)]
     return victims, per_model, attacks, per_image, sets
 
 
@@ -259,14 +278,16 @@ def smoothness_correlations(per_model: pd.DataFrame, profile: Profile, values=("
     return pd.DataFrame(rows), f"over the {len(both)} models in both tables"
 
 
-#: Confounds adjusted for beyond the book's three (:data:`nascore.report.CONFOUNDS`): membership
-#: leaks through overfitting, so the generalisation gap on the attacked images is one too.
-EXTRA_CONFOUNDS = ("gen_gap",)
+#: Mediators beyond the book's (:data:`nascore.report.MEDIATORS`): membership leaks through
+#: overfitting, so the generalisation gap on the attacked images lies on the path too — shown as an
+#: exploratory mediator fit, never adjusted for.
+EXTRA_MEDIATORS = ("gen_gap",)
 
 
 def verdict_rows(per_model: pd.DataFrame, profile: Profile) -> list[dict]:
-    """The chapter's verdict plan: NAS − manual rows (models as units) adjusted for
-    :data:`nascore.report.CONFOUNDS` + :data:`EXTRA_CONFOUNDS`, in the order of its table.
+    """The chapter's verdict plan: NAS − manual rows (models as units), size-adjusted by the book's
+    confound rule, with :data:`nascore.report.MEDIATORS` + :data:`EXTRA_MEDIATORS` as mediator fits,
+    in the order of its table.
 
     * ``mia_boundary_auc`` (HopSkipJump, L∞ score): the primary statistic of ``membership.auc``;
       ``mia_boundary_auc_l2`` (L2 score) exploratory;
@@ -276,18 +297,28 @@ def verdict_rows(per_model: pd.DataFrame, profile: Profile) -> list[dict]:
     Each row's setting names the images it rests on (``profile.membership.mia_samples`` members + as many
     non-members for the label-only attack, ``profile.membership.mia_score_samples`` for the score-based ones).
     """
-    from ..report import CONFOUNDS
+    from ..report import MEDIATORS
     from .common import nas_vs_manual
 
-    conf = CONFOUNDS + EXTRA_CONFOUNDS
+    from ..report import claim_gate
+
+    conf = MEDIATORS + EXTRA_MEDIATORS
     n_b, n_s = profile.membership.mia_samples, profile.membership.mia_score_samples
-    rows = [nas_vs_manual(per_model, "mia_boundary_auc", confounds=conf, setting=f"{n_b} + {n_b} images, L∞ score",
-                          profile=profile.name),
-            nas_vs_manual(per_model, "mia_boundary_auc_l2", confounds=conf,
-                          setting=f"{n_b} + {n_b} images, L2 score", profile=profile.name)]
+    fam = per_model[per_model.model.map(family).isin(["nas", "manual"])] if "mia_loss_auc_low" in per_model else None
+    gate = (claim_gate("membership.auc", fam.groupby("model", as_index=False)["mia_loss_auc_low"].mean())
+            if fam is not None else None)
+    rows = [nas_vs_manual(per_model, "mia_boundary_auc", mediators=conf, setting=f"{n_b} + {n_b} images, L∞ score",
+                          profile=profile.name, gate=gate),
+            nas_vs_manual(per_model, "mia_boundary_auc_l2", mediators=conf,
+                          setting=f"{n_b} + {n_b} images, L2 score", profile=profile.name, gate=gate)]
+    for s, words in (("mia_boundary_auc_folded", "L∞ score, folded as the artifact does"),
+                     ("mia_boundary_auc_random", "L∞ score, random non-members (control)")):
+        if s in per_model:
+            rows.append(nas_vs_manual(per_model, s, mediators=conf, setting=f"{n_b} + {n_b} images, {words}",
+                                      profile=profile.name, gate=gate))
     for s in ("mia_loss_auc", "mia_loss_tpr_at_1fpr") + (("mia_lira_auc",) if "mia_lira_auc" in per_model else ()):
-        rows.append(nas_vs_manual(per_model, s, confounds=conf, setting=f"{n_s:,} + {n_s:,} images",
-                                  profile=profile.name))
+        rows.append(nas_vs_manual(per_model, s, mediators=conf, setting=f"{n_s:,} + {n_s:,} images",
+                                  profile=profile.name, gate=gate))
     return rows
 
 

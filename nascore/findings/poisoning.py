@@ -135,11 +135,22 @@ def curves(entries: dict) -> pd.DataFrame:
 
 
 def family_rows(table: pd.DataFrame, profile: Profile) -> list[dict]:
-    """NAS − manual for every rate's drop (claim ``poisoning.acc_drop``; 40 % is the primary statistic)."""
+    """NAS − manual for every rate's drop (claim ``poisoning.acc_drop``; 40 % is the primary statistic),
+    each with the claim's gate (the 40 %-poisoned models train) on the same models."""
+    from ..report import claim_gate
     from .common import nas_vs_manual
 
-    return [nas_vs_manual(table, f"poison_acc_drop_{pct(r)}", "poisoning.acc_drop", profile=profile.name)
+    gate = claim_gate("poisoning.acc_drop", _gate_table(table, ("nas", "manual")))
+    return [nas_vs_manual(table, f"poison_acc_drop_{pct(r)}", "poisoning.acc_drop", profile=profile.name, gate=gate)
             for r in sorted(profile.poisoning.poison_rates, reverse=True)]
+
+
+def _gate_table(table: pd.DataFrame, families=None, names=None) -> pd.DataFrame:
+    """Seed-averaged ``acc_40`` per model (the gate of the poisoning claims) of the chosen models."""
+    keep = table.family.isin(families) if families is not None else table.model.isin(names)
+    cols = [c for c in ("acc_40",) if c in table]
+    return table[keep].groupby("model", as_index=False)[cols].mean() if cols else \
+        pd.DataFrame({"model": table[keep].model.unique(), "acc_40": float("nan")})
 
 
 def correct_per_image(entry, data) -> torch.Tensor:
@@ -149,23 +160,40 @@ def correct_per_image(entry, data) -> torch.Tensor:
     return predict(entry.model, test_x, 500, channels_last=True, reduce=lambda logits: logits.argmax(1)) == test_y
 
 
-def mitigation_rows(entries: dict, profile: Profile, data, rate: float = 0.4, seed: int = 0) -> list[dict]:
-    """mitigation − DARTS-V2 drop at ``rate`` (claim ``mitigation.poison_drop``), on the same test images:
-    per image, 100·(correct at 0 % − correct at p) for each model, paired (one trained model each, so the
-    row speaks about these weights)."""
-    from ..report import compare_paired
+def mitigation_rows(entries: dict, profile: Profile, data, rate: float = 0.4, seed: int = 0,
+                    table: pd.DataFrame | None = None) -> list[dict]:
+    """mitigation − DARTS-V2 drop at ``rate`` (claim ``mitigation.poison_drop``). With ≥ 2 training
+    seeds of both models (and the per-model ``table``), seeds are the units (the primary); the paired
+    comparison on the same test images — per image, 100·(correct at 0 % − correct at p), one trained
+    model each, a statement about these weights — is then exploratory, else it is the primary. Every
+    row carries the claim's gate on DARTS-V2 and the mitigations."""
+    from ..report import claim_gate, compare_paired, compare_to_baseline
 
     chosen = models(profile)
     if rate not in profile.poisoning.poison_rates or BASELINE not in chosen:
         return []
+    stat = f"poison_acc_drop_{pct(rate)}"
+    subjects = [m for m in profile.mitigation_models if m in chosen]
+    acc = pd.DataFrame([{"model": m, "seed": s, "acc_40": 100 * tm.record["history"][-1]["test_acc"]}
+                        for (m, s, r), tm in entries.items() if r == 0.4 and m in (BASELINE, *subjects)])
+    gate = claim_gate("mitigation.poison_drop", acc.groupby("model", as_index=False)["acc_40"].mean()
+                      if len(acc) else pd.DataFrame({"model": [], "acc_40": []}))
+    rows = []
+    n_seeds = lambda m: len({s for (n, s, r) in entries if n == m and r == rate})  # noqa: E731
+    by_seeds = table is not None and all(n_seeds(m) >= 2 for m in (BASELINE, *subjects))
+    if by_seeds:
+        rows += [compare_to_baseline(table, stat, "mitigation.poison_drop", m, unit="seed", profile=profile.name,
+                                     setting=f"{pct(rate)} % poisoning, training seeds as units", gate=gate)
+                 for m in subjects]
     outcome = {}
-    for m in [BASELINE, *[m for m in profile.mitigation_models if m in chosen]]:
+    for m in [BASELINE, *subjects]:
         c0 = correct_per_image(entries[(m, seed, 0.0)], data).float()
         cp = correct_per_image(entries[(m, seed, rate)], data).float()
         outcome[m] = 100 * (c0 - cp)
-    return [compare_paired(outcome[m], outcome[BASELINE], f"poison_acc_drop_{pct(rate)}", "mitigation.poison_drop",
-                           subject=m, baseline=BASELINE, profile=profile.name, setting=f"{pct(rate)} % poisoning")
-            for m in outcome if m != BASELINE]
+    return rows + [compare_paired(outcome[m], outcome[BASELINE], stat, "mitigation.poison_drop", subject=m,
+                                  baseline=BASELINE, profile=profile.name, exploratory=by_seeds, gate=gate,
+                                  setting=f"{pct(rate)} % poisoning, same images, training seed {seed}")
+                   for m in outcome if m != BASELINE]
 
 
 def mitigation_summary(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:

@@ -17,7 +17,8 @@ Families (Pang et al., USENIX Security 2022, protocol §1):
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 from torch import nn
 
@@ -45,6 +46,15 @@ def _manual_builders() -> dict[str, Callable[..., BlockNet]]:
 MANUAL_NAMES = ("resnet18", "resnext50_32x4d", "wide_resnet50_2", "densenet121", "dla34",
                 "vgg13_bn", "bit_r50x1")
 SDN_NAMES = ("vgg16_bn", "resnet56", "mobilenet_v1")
+#: Size-matched variants (issue "valid verdicts": common support of the size adjustment). A
+#: registered architecture under a second name, meant to be trained at another width (the profile's
+#: ``model_scale`` sets it) so that its parameter count falls inside the other family's range: at
+#: ``quick`` the NAS cells have 32k–70k parameters and the manual networks 119k–1.05M, so without
+#: them a size-adjusted NAS − manual difference is pure extrapolation. Same builder and family as the
+#: base. A variant is never a unit of a raw family comparison (one unit per architecture); it gives
+#: the size-adjusted estimate models of both families at the same size.
+SIZE_VARIANTS: Mapping[str, str] = MappingProxyType({
+    "resnet18_narrow": "resnet18", "vgg13_bn_narrow": "vgg13_bn", "dla34_narrow": "dla34"})
 
 _FAMILY: dict[str, str] = {
     **{n: "nas" for n in NAS_ARCHS + EXTRA_NAS_ARCHS},
@@ -52,6 +62,7 @@ _FAMILY: dict[str, str] = {
     **{n: "manual" for n in MANUAL_NAMES},
     **{n: "sdn" for n in SDN_NAMES},
 }
+_FAMILY.update({n: _FAMILY[base] for n, base in SIZE_VARIANTS.items()})
 
 
 def _check_family(family: str | None) -> None:
@@ -63,7 +74,8 @@ def names(family: str | None = None) -> list[str]:
     """Registered model names, optionally of one family.
 
     The ``"nas"`` family includes ``darts_v1`` (protocol §1.3), which the paper's study does not
-    use; :data:`STUDY_NAS` lists the ten cells it does.
+    use; :data:`STUDY_NAS` lists the ten cells it does. The size-matched variants
+    (:data:`SIZE_VARIANTS`) come last, under their base's family.
     """
     _check_family(family)
     return [n for n, f in _FAMILY.items() if family is None or f == family]
@@ -75,6 +87,20 @@ def family(name: str) -> str:
     return _FAMILY[name]
 
 
+def base_architecture(name: str) -> str:
+    """The architecture ``name`` builds: itself, or for a size-matched variant (:data:`SIZE_VARIANTS`)
+    the registered architecture it is a narrower copy of."""
+    _check_name(name)
+    return SIZE_VARIANTS.get(name, name)
+
+
+def is_size_variant(name: str) -> bool:
+    """True for a size-matched variant (:data:`SIZE_VARIANTS`): a second width of an architecture,
+    used for the common support of size adjustments, never as a unit of a raw family comparison."""
+    _check_name(name)
+    return name in SIZE_VARIANTS
+
+
 def _check_name(name: str) -> None:
     if name not in _FAMILY:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(names())}")
@@ -82,7 +108,7 @@ def _check_name(name: str) -> None:
 
 def _builder(name: str) -> Callable[..., nn.Module]:
     if _FAMILY[name] == "manual":
-        return _manual_builders()[name]
+        return _manual_builders()[SIZE_VARIANTS.get(name, name)]
     if _FAMILY[name] == "sdn":
         return SDN_BACKBONES[name]
     return lambda num_classes=10, **scale: DartsNetwork(genotype(name), num_classes=num_classes, **scale)
@@ -124,5 +150,5 @@ def build(name: str, num_classes: int = 10, **scale) -> BlockNet:
     return avoid_strided_pointwise_conv(_builder(name)(num_classes=num_classes, **scale))
 
 
-__all__ = ["STUDY_NAS", "SDN_NAMES", "names", "family", "build", "build_arguments", "scale_knobs", "cell_stats",
+__all__ = ["STUDY_NAS", "SDN_NAMES", "SIZE_VARIANTS", "names", "family", "base_architecture", "is_size_variant", "build", "build_arguments", "scale_knobs", "cell_stats",
            "FAMILIES", "GENOTYPES", "BlockNet"]

@@ -1,7 +1,7 @@
 """The type of a paper's claim (:class:`Claim`) and the vocabularies it is validated against
 (:data:`PAPERS`, :data:`EVIDENCE_TAGS`).
 
-This module imports nothing else from :mod:`nascore.report`: the claims table
+This module imports only :mod:`.gates` (the gate vocabulary) from :mod:`nascore.report`: the claims table
 (:mod:`.claims_table`), the claims lookup (:mod:`.claims`) and the statistics registry
 (:mod:`.statistics`) all build on it.
 
@@ -65,6 +65,9 @@ class Claim:
         primary rows decide the claim; rows about other subjects are exploratory.
     counterpart : for mitigation claims, the NAS − manual claim whose exploratory statistics
         may also be shown here.
+    gates : keys of :data:`nascore.report.gates.GATES`, pre-registered beside ``primary``: the
+        conditions under which the primary can measure the claim at a given scale (every gate must
+        pass; ``()`` = only the statistic's floor/ceiling rule).
     """
 
     id: str
@@ -82,6 +85,7 @@ class Claim:
     manual_like: Direction | None = None
     subjects: tuple[str, ...] = ()
     counterpart: str = ""
+    gates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def bad(msg):
@@ -93,6 +97,10 @@ class Claim:
             bad(f"direction must be 'greater', 'less' or None, got {self.direction!r}")
         if self.manual_like not in ("greater", "less", None):
             bad(f"manual_like must be 'greater', 'less' or None, got {self.manual_like!r}")
+        from .gates import GATES
+        bad_gates = [g for g in self.gates if g not in GATES]
+        if bad_gates:
+            bad(f"unknown gate(s) {bad_gates}; valid: {', '.join(GATES)}")
         unknown = [t for t in self.evidence if t not in EVIDENCE_TAGS]
         if unknown or not self.evidence:
             bad(f"bad evidence tags {unknown}; valid: {list(EVIDENCE_TAGS)}")

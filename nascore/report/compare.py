@@ -13,7 +13,8 @@
 Common keyword arguments: ``seed`` (all resampling), ``ci`` (0.95), ``alpha`` (0.05),
 ``setting`` (free text shown with the row), ``exploratory=True`` (demote a primary statistic
 shown for a non-pre-registered setting; nothing can promote a row), ``profile`` (words in the
-size sentence). The statistic's registry entry decides the scale (linear/log10/rank), the
+size sentence), ``gate`` (the claim's :class:`~nascore.report.gates.GateResult` on the chapter's
+data: failed = "not measurable at this scale"). The statistic's registry entry decides the scale (linear/log10/rank), the
 units in the text and the floor/ceiling of the "not measurable" rule.
 """
 from __future__ import annotations
@@ -26,47 +27,58 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from . import claims as _claims
-from .confounds import CONFOUNDS, MIN_RESIDUAL_DF, Adjusted, adjust, confound_columns, confound_values, pooled_seed_sd
+from .confounds import (COVARIATES, MEDIATORS, MIN_RESIDUAL_DF, MIN_SUPPORT, SIZE_VARIANT_FLOOR, Adjusted, adjust,
+                        common_support,
+                        confound_columns, confound_values, pooled_seed_sd)
 from .estimators import (N_PERM, DiffEstimate, bootstrap_ci, bootstrap_diff, bootstrap_extreme, bootstrap_p,
                          mcnemar_test, n_splits, permutation_test, sign_flip_test)
 from .statistics import role as _role
 from .statistics import statistic as _statistic
-from .verdict import (ALPHA, INCONCLUSIVE, NOT_MEASURABLE, decide, fmt_p, measured_text, not_measurable,
-                      reason_text, size_words, unit_words)
+from .verdict import (ALPHA, INCONCLUSIVE, NOT_MEASURABLE, bound_reason, confound_agreement, decide, fmt_p,
+                      measured_text, reason_text, size_words, unit_words)
 
 WEIGHTS = "these trained weights (one model each, the same images), not the architecture"
 
 
 def _row(claim, stat, role, est: DiffEstimate, p, test, n_text, *, units_of_analysis, about="architecture",
          subject="", setting="", comparison=None, alpha=ALPHA, min_n=2, bound="", profile=None, extra="",
-         adjusted: dict | None = None, seed_sd=(math.nan, 0), incomparable: str = "") -> dict:
-    """One verdict row. ``bound`` ("floor"/"ceiling") or ``incomparable`` (why this scale cannot be
-    compared with the claim) make it "not measurable at this scale", with that reason and no size."""
+         adjusted: dict | None = None, support: str = "", seed_sd=(math.nan, 0), incomparable: str = "",
+         gate=None) -> dict:
+    """One verdict row. A failed ``gate`` (:class:`nascore.report.gates.GateResult`), ``bound`` (the
+    :func:`~nascore.report.verdict.bound_reason` sentence: most values at a floor or ceiling) or
+    ``incomparable`` (why this scale cannot be compared with the claim) make it "not measurable at
+    this scale", with that reason and no size. ``adjusted``/``support``: the size adjustment and its
+    common support ('overlap' / 'extrapolation'); on overlap a decisive label needs it to agree."""
     n_min = est.n_a if est.n_b == 0 else min(est.n_a, est.n_b)
-    if incomparable:
-        label, direction, reason = NOT_MEASURABLE, "n/a", incomparable
-    elif bound:
-        label, direction = NOT_MEASURABLE, "n/a"
-        p, limit = math.nan, stat.floor if bound == "floor" else stat.ceiling
-        reason = (f"Every value sits at the statistic's {bound} ({stat.fmt(limit)} {unit_words(stat.units)}".rstrip()
-                  + "): no difference can show at this scale, so no test is run.")
+    adj = (adjusted or {}).get("joint")
+    adj_label = (decide(claim, adj.low, adj.high, adj.p_value, alpha)[0]
+                 if adj and math.isfinite(adj.low) and not bound else "")
+    ungated = (f"Its pre-registered gate ({', '.join(claim.gates)}) was not computed from this chapter's data, so "
+               f"the statistic cannot be read as measuring the claim." if claim.gates and gate is None else "")
+    unmeasurable = (incomparable or bound or ungated
+                    or (gate.text if gate is not None and not gate.passed else ""))
+    if unmeasurable:
+        label, direction, reason, p = NOT_MEASURABLE, "n/a", unmeasurable, math.nan
     elif n_min < min_n or not est.has_interval:
         label, direction = INCONCLUSIVE, "n/a"
         reason = f"Fewer than {min_n} units in a group: the uncertainty cannot be estimated."
     else:
         label, direction = decide(claim, est.low, est.high, p, alpha)
         groups = tuple(comparison.split(" − ")) if comparison and " − " in comparison else None
-        reason = reason_text(claim, label, direction, p, alpha, groups)
-    size = "" if bound or incomparable else size_words(claim, stat, est, profile)
+        reason = reason_text(claim, label, direction, p, alpha, groups, profile)
+        label, why = confound_agreement(label, adj_label, support)
+        reason += f" {why}" if why else ""
+    size = "" if unmeasurable else size_words(claim, stat, est, profile)
     text = measured_text(claim, stat, est, p, test, n_text, comparison) + " " + reason
     if size:
         text += f" Size: {size}."
+    if gate is not None and gate.passed:
+        text += f" {gate.text}"
     if role == "exploratory":
         text += " Exploratory: this statistic cannot carry the claim."
     if claim.unverified:
         text += " The claim itself is unverified [M]."
     text += extra
-    adj = (adjusted or {}).get("joint")
     return {
         "claim": claim.id, "paper": claim.paper, "extension": claim.extension, "statistic": stat.key,
         "description": stat.description, "units": stat.compared_units if claim.informational else stat.difference_units,
@@ -76,12 +88,21 @@ def _row(claim, stat, role, est: DiffEstimate, p, test, n_text, *, units_of_anal
         "test": test if p == p and p is not None else "", "p_value": math.nan if p is None else float(p),
         "adj_estimate": adj.estimate if adj else math.nan, "adj_low": adj.low if adj else math.nan,
         "adj_high": adj.high if adj else math.nan, "adj_p": adj.p_value if adj else math.nan,
-        "adj_label": (decide(claim, adj.low, adj.high, adj.p_value, alpha)[0]
-                      if adj and math.isfinite(adj.low) and not bound else ""),
-        "adj_covariates": adj.covariate_words if adj else "", "seed_sd": seed_sd[0], "seed_models": seed_sd[1],
+        "adj_label": adj_label if support == "overlap" else "",
+        "adj_covariates": adj.covariate_words if adj else "", "adj_support": support if adj else "",
+        "gate": gate.text if gate is not None else "", "seed_sd": seed_sd[0], "seed_models": seed_sd[1],
         "claimed": claim.claimed_text(), "size": size, "label": label, "holm_p": math.nan, "final_label": "",
         "text": text,
     }
+
+
+def claim_gate(claim: str, table: pd.DataFrame):
+    """Every pre-registered gate of ``claim`` (``Claim.gates``) evaluated on the chapter's per-unit
+    ``table`` (one row per model or backbone, holding each gate's column), combined into one
+    :class:`~nascore.report.gates.GateResult` for the ``gate=`` argument; ``None`` if the claim
+    has none."""
+    from .gates import check, combine
+    return combine(check(g, table) for g in _claims.get(claim).gates)
 
 
 def _claim_and_role(statistic, claim, subject="", exploratory=False):
@@ -107,72 +128,90 @@ def _perm_name(n_a, n_b, n_perm, rank=False) -> str:
 
 
 # --------------------------------------------------------------------------- families
-def _adjust_text(claim, stat, raw_label: str, adjusted: dict, ci: float, alpha: float) -> str:
+def _fit_words(stat, a: Adjusted, ci: float) -> str:
+    if not math.isfinite(a.estimate):
+        return "not estimable (NAS is collinear with it)"
+    return (f"{stat.fmt(a.estimate, True)} {unit_words(stat.difference_units)} [{ci * 100:.0f} % CI "
+            f"{stat.fmt(a.low, True)}, {stat.fmt(a.high, True)}], p = {fmt_p(a.p_value)}")
+
+
+def _adjust_text(claim, stat, raw_label: str, adjusted: dict, supports: dict, support: str, n_variants: int,
+                 ci: float, alpha: float) -> str:
+    """The size adjustment in words: the joint fit, its common support, each covariate alone."""
     joint = adjusted.get("joint")
-    units = stat.difference_units
     parts = []
-
-    def one(a: Adjusted) -> str:
-        if not math.isfinite(a.estimate):
-            return "not estimable (NAS is collinear with the confounds)"
-        return (f"{stat.fmt(a.estimate, True)} {unit_words(units)} [{ci * 100:.0f} % CI {stat.fmt(a.low, True)}, "
-                f"{stat.fmt(a.high, True)}], p = {fmt_p(a.p_value)}")
-
+    pool = (f"{joint.n if joint else '?'} models, {n_variants} of them size-matched variants" if n_variants
+            else f"{joint.n if joint else '?'} models")
     if joint is not None:
-        adj_label = decide(claim, joint.low, joint.high, joint.p_value, alpha)[0] if math.isfinite(joint.low) else ""
-        parts.append(f" Adjusted for {joint.covariate_words} together (OLS over {joint.n} models): {one(joint)}")
-        if adj_label and adj_label != raw_label:
-            parts.append(f" — {adj_label}: the raw and the adjusted verdicts disagree.")
-        elif adj_label:
-            parts.append(" — the same verdict as unadjusted.")
+        parts.append(f" Size-adjusted for {joint.covariate_words} (covariates fixed before training; OLS over "
+                     f"{pool}): {_fit_words(stat, joint, ci)}.")
+        where = "; ".join(supports[c].words() for c in joint.covariates if c in supports)
+        if support == "overlap":
+            adj_label = decide(claim, joint.low, joint.high, joint.p_value, alpha)[0] if math.isfinite(joint.low) else ""
+            agree = "agrees with" if adj_label == raw_label else "does not agree with"
+            parts.append(f" Common support: {where}. The adjusted estimate {agree} the raw one"
+                         f"{f' ({adj_label})' if adj_label else ''}.")
+        else:
+            parts.append(f" No common support ({where}; each family needs ≥ {MIN_SUPPORT} models in the "
+                         f"overlap): the adjusted estimate extrapolates and decides nothing.")
         if joint.vif > 10:
-            parts.append(f" NAS is nearly collinear with the confounds (VIF {joint.vif:.0f}): the data cannot "
-                         f"separate the family from them.")
-    alone = [(c, a) for c, a in adjusted.items() if c != "joint" and a is not None]
-    if joint is None:
+            parts.append(f" NAS is nearly collinear with size (VIF {joint.vif:.0f}): the data cannot separate "
+                         f"the family from it.")
+    else:
         k = len(adjusted) - 1
-        need = f"{3 + MIN_RESIDUAL_DF} models for one confound, {2 + k + MIN_RESIDUAL_DF} for all {k}"
-        parts.append(f" Too few models for the joint confound adjustment (it needs {need})." if alone else
-                     f" Too few models to adjust for confounds (it needs {need}).")
-    if alone:
-        each = "; ".join(f"{a.covariate_words or c}: {one(a)}" for c, a in alone)
-        parts.append(f" Each confound alone: {each}.")
-        flips = [a.covariate_words for c, a in alone if math.isfinite(a.low)
-                 and decide(claim, a.low, a.high, a.p_value, alpha)[0] != raw_label]
-        if flips and joint is None:
-            parts.append(f" Adjusting for {', '.join(flips)} alone changes the verdict.")
+        parts.append(f" Too few models for the size adjustment (it needs {2 + k + MIN_RESIDUAL_DF} for "
+                     f"{k} covariates).")
+    alone = [(c, a) for c, a in adjusted.items() if c != "joint" and a is not None]
+    if alone and len(alone) > 1:
+        parts.append(" Each covariate alone: " + "; ".join(f"{a.covariate_words or c}: {_fit_words(stat, a, ci)}"
+                                                          for c, a in alone) + ".")
     return "".join(parts)
 
 
+def _mediator_text(stat, mediated: dict, ci: float) -> str:
+    fits = [(c, a) for c, a in mediated.items() if c != "joint" and a is not None]
+    if not fits:
+        return ""
+    return (" Mediators (outcomes of training on the claimed path, exploratory, never adjusted for) — the "
+            "difference conditional on " + "; ".join(f"{a.covariate_words or c}: {_fit_words(stat, a, ci)}"
+                                                      for c, a in fits) + ".")
+
+
 def compare_families(df: pd.DataFrame, statistic: str, claim: str | None = None, *,
-                     confounds: Sequence[str] = CONFOUNDS, groups: tuple[str, str] = ("nas", "manual"),
+                     covariates: Sequence[str] = COVARIATES, mediators: Sequence[str] = MEDIATORS,
+                     groups: tuple[str, str] = ("nas", "manual"), gate=None,
                      seed: int = 0, n_boot: int = 10_000, n_perm: int = N_PERM, ci: float = 0.95,
                      alpha: float = ALPHA, method: str = "BCa", setting: str = "", exploratory: bool = False,
                      profile: str | None = None) -> dict:
-    """NAS − manual difference of a registered statistic, models as units.
+    """NAS − manual difference of a registered statistic, models as units, with the confound rule.
 
     ``df``: one row per (model, seed) with ``model``, ``family`` (derived from the model registry
     if absent), optionally ``seed``, the statistic's column (``statistic(statistic).source_column``),
-    and the confound columns (``params`` count for ``log10_params``, ``clean_acc`` %,
-    ``train_loss``; any other column name works as a confound, e.g. ``gen_gap``).
-    :func:`nascore.report.confounds.add_confounds` merges them from zoo entries; ``confounds=()``
-    skips the adjustment (the row says so).
+    the covariate columns (``params`` and ``flops`` counts for ``log10_params`` / ``log10_flops``)
+    and the mediator columns (``clean_acc`` %, ``train_loss``; a chapter may add its own, e.g.
+    ``gen_gap``). :func:`nascore.report.confounds.add_confounds` merges them from zoo entries;
+    ``covariates=()`` / ``mediators=()`` skip them (the row says so).
 
     Seeds are averaged per model (on the comparison scale: log10 before averaging; ranks are taken
-    of the seed-averaged values). Returns the row: difference of family means with a scipy
-    bootstrap CI, two-sided permutation p (exact when feasible), label before multiplicity
-    correction, the confound-adjusted difference (joint and each confound alone) and the
-    within-architecture seed spread where some architectures have ≥ 2 seeds.
+    of the seed-averaged values). The **raw** difference is over the study's architectures — rows of
+    size-matched variants (``nascore.models.is_size_variant``) are left out of it — with a scipy
+    bootstrap CI and a two-sided permutation p (exact when feasible). The **size-adjusted**
+    difference (:mod:`.confounds`) is fitted over every model including the variants, with its common
+    support; on overlap a decisive label needs it to agree. Mediators are reported as exploratory
+    fits. A failed ``gate`` (:func:`nascore.report.gates.check`) makes the row "not measurable".
     """
+    from ..models import SIZE_VARIANTS
+
     stat, claim, role = _claim_and_role(statistic, claim, "", exploratory)
     if claim.comparison != "NAS − manual":
         raise ValueError(f"claim {claim.id!r} compares {claim.comparison!r}; compare_families is for NAS − manual")
     col = stat.source_column
-    need = ["model", col] + confound_columns(confounds)
+    need = ["model", col] + confound_columns(covariates) + confound_columns(mediators)
     missing = [c for c in need if c not in df.columns]
     if missing:
-        hint = (" — merge them with nascore.report.add_confounds(df, entries), or pass confounds=() to skip the "
-                "adjustment" if set(missing) & set(confound_columns(confounds)) else "")
+        extra_cols = set(confound_columns(covariates)) | set(confound_columns(mediators))
+        hint = (" — merge them with nascore.report.add_confounds(df, entries), or pass covariates=() / "
+                "mediators=() to skip them" if set(missing) & extra_cols else "")
         raise ValueError(f"df lacks column(s) {missing} needed for {stat.key!r}{hint}; columns: {list(df.columns)}")
     data = df.copy()
     if "family" not in data.columns:
@@ -183,12 +222,22 @@ def compare_families(df: pd.DataFrame, statistic: str, claim: str | None = None,
     data = data[data["family"].isin(groups)]
     dropped = int(data[col].isna().sum())
     data = data[data[col].notna()]
-    raw = data[col].to_numpy(float)
-    bound = not_measurable(raw, stat.floor, stat.ceiling)
-    data["_v"] = raw if stat.scale == "rank" else _transform(raw, stat)
-    agg = {"_v": "mean", "family": "first", **{c: "mean" for c in confound_columns(confounds)}}
-    units = data.groupby("model").agg(agg)
-    if stat.scale == "rank":
+    data["_variant"] = data["model"].isin(list(SIZE_VARIANTS))
+    below = []
+    if "clean_acc" in data.columns:   # the pre-registered floor for size-matched variants
+        low = data["_variant"] & (data["clean_acc"] < SIZE_VARIANT_FLOOR)
+        below = sorted(set(data.loc[low, "model"]))
+        data = data[~data["model"].isin(below)]
+    study = data[~data["_variant"]]
+    raw = study[col].to_numpy(float)
+    bound = bound_reason(raw, stat)
+    data["_v"] = data[col].to_numpy(float) if stat.scale == "rank" else _transform(data[col].to_numpy(float), stat)
+    agg = {"_v": "mean", "family": "first", "_variant": "first",
+           **{c: "mean" for c in dict.fromkeys(confound_columns(covariates) + confound_columns(mediators))}}
+    every = data.groupby("model").agg(agg)
+    units = every[~every["_variant"]].copy()
+    if stat.scale == "rank":   # ranks among the units of each comparison: the study's models for the raw one
+        every["_v"] = rankdata(every["_v"].to_numpy())
         units["_v"] = rankdata(units["_v"].to_numpy())
     a = units.loc[units.family == groups[0], "_v"].to_numpy(float)
     b = units.loc[units.family == groups[1], "_v"].to_numpy(float)
@@ -197,22 +246,37 @@ def compare_families(df: pd.DataFrame, statistic: str, claim: str | None = None,
     est = bootstrap_diff(a, b, n_boot=n_boot, ci=ci, seed=seed, method=method)
     p = None if bound or min(a.size, b.size) < 2 else permutation_test(a, b, n_perm, "two-sided", seed)
     test = _perm_name(a.size, b.size, n_perm, stat.scale == "rank")
-    seeds = data.groupby("model")["seed"].nunique()
+    seeds = data[~data["_variant"]].groupby("model")["seed"].nunique()
     seed_txt = ("one seed each" if seeds.max() == 1 else f"{seeds.max()} seeds each, averaged"
                 if seeds.min() == seeds.max() else f"seed-averaged, {seeds.min()}–{seeds.max()} seeds")
     n_text = f"over {a.size} {claim.groups[0]} and {b.size} {claim.groups[1]} models ({seed_txt})"
     if dropped:
         n_text += f"; {dropped} row(s) without a value left out"
-    spread = pooled_seed_sd(data, "_v") if stat.scale != "rank" else (math.nan, 0)
+    spread = pooled_seed_sd(data[~data["_variant"]], "_v") if stat.scale != "rank" else (math.nan, 0)
     adjusted: dict = {}
+    support = ""
     extra = ""
-    if confounds and not bound and min(a.size, b.size) >= 2:
-        covars = confound_values(units, confounds)
-        adjusted = adjust(units["_v"].to_numpy(float), (units.family == groups[0]).to_numpy(), covars, ci)
+    if covariates and not bound and min(a.size, b.size) >= 2:
+        covars = confound_values(every, covariates)
+        is_a = (every.family == groups[0]).to_numpy()
+        adjusted = adjust(every["_v"].to_numpy(float), is_a, covars, ci)
+        supports = common_support(covars, is_a)
+        joint = adjusted.get("joint")
+        if joint is not None:
+            support = ("overlap" if joint.covariates and all(supports[c].supported for c in joint.covariates)
+                       else "extrapolation")
         raw_label = decide(claim, est.low, est.high, p, alpha)[0] if est.has_interval else INCONCLUSIVE
-        extra = _adjust_text(claim, stat, raw_label, adjusted, ci, alpha)
-    elif not confounds:
-        extra = " Not adjusted for confounds (none given)."
+        extra = _adjust_text(claim, stat, raw_label, adjusted, supports, support, int(every["_variant"].sum()),
+                             ci, alpha)
+        if below:
+            extra += (f" Left out of it by the pre-registered {SIZE_VARIANT_FLOOR:g} % accuracy floor: "
+                      f"{', '.join(below)}.")
+    elif not covariates:
+        extra = " Not adjusted for size (no covariates given)."
+    if mediators and not bound and min(a.size, b.size) >= 2:
+        mediated = adjust(every["_v"].to_numpy(float), (every.family == groups[0]).to_numpy(),
+                          confound_values(every, mediators), ci)
+        extra += _mediator_text(stat, mediated, ci)
     if spread[1]:
         extra += (f" Seed-to-seed spread within an architecture: SD {stat.fmt(spread[0])} "
                   f"{unit_words(stat.difference_units)} "
@@ -220,14 +284,14 @@ def compare_families(df: pd.DataFrame, statistic: str, claim: str | None = None,
                   f"{stat.fmt(est.estimate, True)}.")
     return _row(claim, stat, role, est, p, test, n_text, units_of_analysis="models (seed-averaged)",
                 setting=setting, alpha=alpha, bound=bound, profile=profile, extra=extra, adjusted=adjusted,
-                seed_sd=spread)
+                support=support, seed_sd=spread, gate=gate)
 
 
 # --------------------------------------------------------------------------- mitigations
 def compare_to_baseline(df: pd.DataFrame, statistic: str, claim: str, subject: str, *, baseline: str = "darts",
                         unit: str = "seed", seed: int = 0, n_boot: int = 10_000, n_perm: int = N_PERM,
                         ci: float = 0.95, alpha: float = ALPHA, method: str = "BCa", setting: str = "",
-                        exploratory: bool = False, profile: str | None = None) -> dict:
+                        exploratory: bool = False, profile: str | None = None, gate=None) -> dict:
     """``subject − baseline`` (e.g. ``diy_deep − darts``) with the ``unit`` column (training seeds,
     or initialisation seeds) as units: needs ≥ 2 units per model. With one trained model each,
     use :func:`compare_paired` on per-image outcomes instead."""
@@ -244,7 +308,7 @@ def compare_to_baseline(df: pd.DataFrame, statistic: str, claim: str, subject: s
                              f"models use compare_paired on per-image outcomes")
         vals[name] = v
     raw = np.concatenate(list(vals.values()))
-    bound = not_measurable(raw, stat.floor, stat.ceiling)
+    bound = bound_reason(raw, stat)
     if stat.scale == "rank":
         a, b = np.split(rankdata(raw), [vals[subject].size])
     else:
@@ -254,13 +318,14 @@ def compare_to_baseline(df: pd.DataFrame, statistic: str, claim: str, subject: s
     n_text = f"over {a.size} vs {b.size} {unit}s"
     return _row(claim, stat, role, est, p, _perm_name(a.size, b.size, n_perm, stat.scale == "rank"), n_text,
                 units_of_analysis=f"{unit}s", about=f"architecture ({unit}s as units)", subject=subject,
-                setting=setting, comparison=f"{subject} − {baseline}", alpha=alpha, bound=bound, profile=profile)
+                setting=setting, comparison=f"{subject} − {baseline}", alpha=alpha, bound=bound, profile=profile,
+                gate=gate)
 
 
 def compare_paired(outcome_a, outcome_b, statistic: str, claim: str, subject: str, *, baseline: str = "darts",
                    seed: int = 0, n_boot: int = 10_000, n_perm: int = N_PERM, ci: float = 0.95,
                    alpha: float = ALPHA, setting: str = "", exploratory: bool = False,
-                   profile: str | None = None) -> dict:
+                   profile: str | None = None, gate=None) -> dict:
     """Two single trained models on the **same** images: ``outcome_a`` (subject) and
     ``outcome_b`` (baseline), one value per image in the same order.
 
@@ -277,7 +342,8 @@ def compare_paired(outcome_a, outcome_b, statistic: str, claim: str, subject: st
     binary = bool(np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all())
     scale = 100.0 if binary and stat.units == "percent" else 1.0
     d = scale * (a - b)
-    bound = not_measurable(scale * np.concatenate([a, b]), stat.floor, stat.ceiling)
+    # the bound rule reads the two models' values (rates for 0/1 outcomes), not single images
+    bound = bound_reason(scale * np.array([a.mean(), b.mean()]) if binary else np.concatenate([a, b]), stat)
     est = bootstrap_ci(d, n_boot=n_boot, ci=ci, seed=seed)
     est = DiffEstimate(est.estimate, est.low, est.high, a.size, b.size, ci, est.method + ", images resampled in pairs")
     if binary:
@@ -291,14 +357,15 @@ def compare_paired(outcome_a, outcome_b, statistic: str, claim: str, subject: st
         n_text = f"on the same {a.size} images (paired)"
     return _row(claim, stat, role, est, p, test, n_text, units_of_analysis="test images (paired)", about=WEIGHTS,
                 subject=subject, setting=setting, comparison=f"{subject} − {baseline}", alpha=alpha, bound=bound,
-                profile=profile, extra=f" This is about {WEIGHTS}.")
+                profile=profile, extra=f" This is about {WEIGHTS}.", gate=gate)
 
 
 # --------------------------------------------------------------------------- single groups
 def compare_values(claim, values, *, statistic: str | None = None, stat: Callable = np.mean, n_boot: int = 10_000,
                    n_perm: int = N_PERM, ci: float = 0.95, alpha: float = ALPHA, seed: int = 0,
                    method: str = "BCa", units_of_analysis: str = "models", subject: str = "", setting: str = "",
-                   exploratory: bool = False, profile: str | None = None, incomparable: str = "") -> dict:
+                   exploratory: bool = False, profile: str | None = None, incomparable: str = "",
+                   gate=None) -> dict:
     """One group of values (per model, per backbone, per image) against the claim's null —
     bootstrap CI of ``stat(values)``, two-sided sign-flip p of ``mean(values) − null`` — or, for
     informational claims, against the claimed level band (no p). ``statistic`` defaults to the
@@ -307,20 +374,20 @@ def compare_values(claim, values, *, statistic: str | None = None, stat: Callabl
     c = _claims.get(claim)
     st_, c, role = _claim_and_role(statistic or c.primary, c, subject, exploratory)
     x = np.asarray(values, float).ravel()
-    bound = "" if c.informational else not_measurable(x, st_.floor, st_.ceiling)
+    bound = "" if c.informational else bound_reason(x, st_)
     x = _transform(x, st_) if st_.scale == "log10" else x
     est = bootstrap_ci(x, stat=stat, n_boot=n_boot, ci=ci, seed=seed, method=method)
     p = None if c.informational or bound or x.size < 2 else sign_flip_test(x, c.null, n_perm, "two-sided", seed)
     kind = "exact" if 2 ** x.size <= n_perm else f"Monte-Carlo ({n_perm:,} sign patterns)"
     return _row(c, st_, role, est, p, f"{kind} sign-flip permutation", f"n = {x.size} {units_of_analysis}",
                 units_of_analysis=units_of_analysis, subject=subject, setting=setting, alpha=alpha, bound=bound,
-                profile=profile, min_n=2, incomparable=incomparable)
+                profile=profile, min_n=2, incomparable=incomparable, gate=gate)
 
 
 def compare_extreme(groups: Mapping[str, np.ndarray], statistic: str, claim: str | None = None, *,
                     aggregate: Callable = np.mean, which: str | None = None, n_boot: int = 2_000,
                     ci: float = 0.95, alpha: float = ALPHA, seed: int = 0, setting: str = "",
-                    exploratory: bool = False, profile: str | None = None) -> dict:
+                    exploratory: bool = False, profile: str | None = None, gate=None) -> dict:
     """The smallest (``which="min"``, default for "greater" claims) or largest group value, e.g.
     the least-slowed backbone's efficacy reduction. ``groups``: ``{backbone: per-image data}``;
     ``aggregate(rows) -> float`` turns one group's (resampled) rows into its value (default:
@@ -335,5 +402,5 @@ def compare_extreme(groups: Mapping[str, np.ndarray], statistic: str, claim: str
               f"≥ {est.n_a} images per group resampled within groups")
     row = _row(c, stat, role, est, p, "bootstrap (percentile inversion)", n_text,
                units_of_analysis=f"test images per group (the fewest), {len(per_group)} groups", setting=setting,
-               alpha=alpha, profile=profile)
+               alpha=alpha, profile=profile, gate=gate)
     return {**row, "n_b": 0}  # one extreme over groups, not two groups compared: n = the fewest images

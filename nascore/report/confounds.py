@@ -1,21 +1,35 @@
-"""Confounds of a NAS − manual difference: size, accuracy and fit of each model.
+"""The confound rule of every family comparison: adjust for size fixed before training, on common support.
 
-A NAS − manual difference may come from something other than the architecture family: bigger
-networks, better trained ones, or ones that fit their training data more closely. Every family
-comparison therefore also reports the difference **adjusted** for these, by ordinary least
-squares over the same units (models, seed-averaged; ``statsmodels`` OLS)::
+A NAS − manual difference may come from something other than the architecture family: at the book's
+scales the NAS cells are also much smaller networks than the manual ones. The rule (GUIDE "Honesty
+and inference", Methods "The confound rule"):
 
-    statistic ~ 1 + NAS + log10(parameters) + clean accuracy + final training loss
+* **Adjust only for covariates fixed before training** — :data:`COVARIATES`: log10 of the parameter
+  count and log10 of the forward FLOPs per image. The size-adjusted difference is the coefficient
+  of the NAS indicator in an ordinary least-squares fit over the same units (models,
+  seed-averaged; ``statsmodels`` OLS)::
 
-The adjusted estimate is the coefficient of the NAS indicator, with its t-based CI and p-value.
-With few models the covariates are kept honest: each confound is also fitted **alone**
-(``statistic ~ 1 + NAS + confound``), and a fit is reported only if it leaves at least
-:data:`MIN_RESIDUAL_DF` residual degrees of freedom. The variance inflation factor of the NAS
-indicator says when it is nearly collinear with the confounds (then the data cannot separate
-"NAS" from, e.g., "small").
+      statistic ~ 1 + NAS + log10(parameters) + log10(FLOPs)
 
-:func:`entry_confounds` reads the three confounds of one trained zoo entry, :func:`model_confounds`
-tabulates them for many.
+  with its t-based CI and p-value; each covariate is also fitted alone. A fit is reported only with
+  at least :data:`MIN_RESIDUAL_DF` residual degrees of freedom; the variance inflation factor of
+  the NAS indicator says when the data cannot separate "NAS" from "small".
+* **Outcomes of training are mediators, not confounds** — :data:`MEDIATORS` (clean accuracy, final
+  training loss; a chapter may add its own, e.g. the train–test gap of membership inference). They
+  lie on the path the paper claims (NAS cells converge fast early → ...), so conditioning on them
+  removes part of the effect being measured. They are shown as exploratory "mediator" rows and
+  never adjusted for.
+* **Common support** (:func:`common_support`): a covariate supports the adjustment only if each
+  family has at least :data:`MIN_SUPPORT` models inside the range where the two families' values
+  overlap. Where they do not overlap the adjusted estimate is an extrapolation along the fitted line
+  and decides nothing; the row says so. The size-matched variants (``nascore.models.SIZE_VARIANTS``:
+  manual networks at a smaller width) exist to give this overlap; they enter the adjusted fit, never
+  the raw comparison.
+* A decisive verdict ("reproduced" / "not reproduced") needs the raw primary and the supported
+  size-adjusted estimate to agree (:func:`nascore.report.verdict.confound_agreement`).
+
+:func:`entry_confounds` reads the covariates and mediators of one trained zoo entry,
+:func:`model_confounds` tabulates them for many.
 """
 from __future__ import annotations
 
@@ -26,13 +40,22 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-#: Confounds of every NAS − manual comparison (column names; ``log10_params`` is derived from ``params``).
-CONFOUNDS: tuple[str, ...] = ("log10_params", "clean_acc", "train_loss")
-#: Words for the confounds in verdict text.
-CONFOUND_WORDS = {"log10_params": "log10 parameters", "clean_acc": "clean accuracy",
-                  "train_loss": "final training loss", "gen_gap": "train–test accuracy gap"}
+#: Covariates fixed before training: the only adjustment set of a family comparison (column names;
+#: ``log10_params`` / ``log10_flops`` are derived from the ``params`` / ``flops`` counts).
+COVARIATES: tuple[str, ...] = ("log10_params", "log10_flops")
+#: Outcomes of training on the claimed causal path: exploratory mediator rows, never adjustment covariates.
+MEDIATORS: tuple[str, ...] = ("clean_acc", "train_loss")
+#: Words for covariates and mediators in verdict text.
+CONFOUND_WORDS = {"log10_params": "log10 parameters", "log10_flops": "log10 FLOPs per image",
+                  "clean_acc": "clean accuracy", "train_loss": "final training loss",
+                  "gen_gap": "train–test accuracy gap"}
 #: A regression is reported only with at least this many residual degrees of freedom.
 MIN_RESIDUAL_DF = 5
+#: Common support: each family needs at least this many models inside the overlap of the two ranges.
+MIN_SUPPORT = 2
+#: A size-matched variant enters the size adjustment only with at least this clean accuracy (%): the
+#: book's accuracy floor for every zoo model, pre-registered; one below it is reported and left out.
+SIZE_VARIANT_FLOOR = 50.0
 #: Variance inflation factor of the NAS indicator above which the text warns of collinearity.
 VIF_WARN = 10.0
 
@@ -56,11 +79,14 @@ class Adjusted:
 
 
 def entry_confounds(entry) -> dict:
-    """The three confounds of one trained zoo entry (a :class:`nascore.zoo.TrainedModel`):
-    ``{"params": count, "clean_acc": % (final epoch), "train_loss": mean training loss of the final
-    epoch}``. Reads the record's ``metrics`` (``params``, ``final_train_loss``), else the model's
-    parameters and the record's last history row. Every chapter's per-model table takes its
-    confound columns from here."""
+    """The covariates and mediators of one trained zoo entry (a :class:`nascore.zoo.TrainedModel`):
+    ``{"params": count, "flops": forward FLOPs per 32×32 image, "clean_acc": % (final epoch),
+    "train_loss": mean training loss of the final epoch}``. Reads the record's ``metrics``
+    (``params``, ``flops``, ``final_train_loss``), else counts them on the model
+    (:func:`nascore.models.cost.flops_per_image`) and reads the record's last history row. Every
+    chapter's per-model table takes these columns from here."""
+    from ..models.cost import flops_per_image
+
     record = entry.record
     metrics = record.get("metrics", {})
     history = record.get("history") or []
@@ -68,7 +94,9 @@ def entry_confounds(entry) -> dict:
     if loss is None:
         raise ValueError(f"zoo entry {record.get('key', '?')} has no final training loss in its record")
     params = metrics.get("params") or sum(p.numel() for p in entry.model.parameters())
-    return {"params": int(params), "clean_acc": 100 * float(metrics["test_acc"]), "train_loss": float(loss)}
+    flops = metrics.get("flops") or flops_per_image(entry.model)
+    return {"params": int(params), "flops": int(flops), "clean_acc": 100 * float(metrics["test_acc"]),
+            "train_loss": float(loss)}
 
 
 def model_confounds(entries) -> pd.DataFrame:
@@ -83,23 +111,26 @@ def add_confounds(df: pd.DataFrame, entries) -> pd.DataFrame:
     """``df`` (one row per model, seed) with the confound columns of :func:`model_confounds`
     merged in; columns already present in ``df`` are kept, not overwritten."""
     conf = model_confounds(entries)
-    keep = ["model", "seed"] + [c for c in ("params", "clean_acc", "train_loss") if c not in df.columns]
+    keep = ["model", "seed"] + [c for c in ("params", "flops", "clean_acc", "train_loss") if c not in df.columns]
     return df.merge(conf[keep], on=["model", "seed"], how="left", validate="many_to_one")
 
 
+_LOG_OF = {"log10_params": "params", "log10_flops": "flops"}
+
+
 def confound_columns(confounds) -> list[str]:
-    """The raw columns a chapter's table needs for ``confounds``."""
-    return ["params" if c == "log10_params" else c for c in confounds]
+    """The raw columns a chapter's table needs for ``confounds`` (``params`` for ``log10_params``, …)."""
+    return [_LOG_OF.get(c, c) for c in confounds]
 
 
 def confound_values(units: pd.DataFrame, confounds) -> pd.DataFrame:
-    """Per-unit confound values (``log10_params`` computed from ``params``)."""
+    """Per-unit covariate values (``log10_params`` / ``log10_flops`` computed from the counts)."""
     out = pd.DataFrame(index=units.index)
     for c in confounds:
-        if c == "log10_params":
-            p = units["params"].astype(float)
+        if c in _LOG_OF:
+            p = units[_LOG_OF[c]].astype(float)
             if (p <= 0).any():
-                raise ValueError("params must be positive to take log10")
+                raise ValueError(f"{_LOG_OF[c]} must be positive to take log10")
             out[c] = np.log10(p)
         else:
             out[c] = units[c].astype(float)
@@ -142,6 +173,52 @@ def adjust(y, nas, covars: pd.DataFrame, ci: float = 0.95) -> dict[str, Adjusted
     out: dict[str, Adjusted | None] = {"joint": _fit(y, nas, covars, ci) if covars.shape[1] else None}
     for c in covars.columns:
         out[c] = _fit(y, nas, covars[[c]], ci)
+    return out
+
+
+@dataclass(frozen=True)
+class Support:
+    """Common support of one covariate between two families (:func:`common_support`).
+
+    ``range_a`` / ``range_b``: the families' (min, max); ``overlap``: the intersection (``None`` if
+    empty); ``n_a`` / ``n_b``: models of each family inside it."""
+
+    covariate: str
+    range_a: tuple[float, float]
+    range_b: tuple[float, float]
+    overlap: tuple[float, float] | None
+    n_a: int
+    n_b: int
+
+    @property
+    def supported(self) -> bool:
+        return self.overlap is not None and min(self.n_a, self.n_b) >= MIN_SUPPORT
+
+    def words(self, groups: tuple[str, str] = ("NAS", "manual")) -> str:
+        what = CONFOUND_WORDS.get(self.covariate, self.covariate)
+        ranges = (f"{groups[0]} {self.range_a[0]:.2f}–{self.range_a[1]:.2f}, "
+                  f"{groups[1]} {self.range_b[0]:.2f}–{self.range_b[1]:.2f}")
+        if self.overlap is None:
+            return f"{what}: {ranges}, no overlap"
+        return f"{what}: {ranges}; {self.n_a} {groups[0]} and {self.n_b} {groups[1]} models in the overlap"
+
+
+def common_support(covars: pd.DataFrame, is_a) -> dict[str, Support]:
+    """Per covariate, whether the two families' values overlap with at least :data:`MIN_SUPPORT`
+    models of each inside the overlap (then an adjusted difference compares like with like; else it
+    extrapolates). ``covars``: per-unit covariate values; ``is_a``: boolean per unit (NAS)."""
+    a_mask = np.asarray(is_a, bool)
+    out = {}
+    for c in covars.columns:
+        v = covars[c].to_numpy(float)
+        a, b = v[a_mask], v[~a_mask]
+        ra, rb = (float(a.min()), float(a.max())), (float(b.min()), float(b.max()))
+        lo, hi = max(ra[0], rb[0]), min(ra[1], rb[1])
+        if lo > hi:
+            out[c] = Support(c, ra, rb, None, 0, 0)
+        else:
+            inside = (v >= lo) & (v <= hi)
+            out[c] = Support(c, ra, rb, (lo, hi), int((inside & a_mask).sum()), int((inside & ~a_mask).sum()))
     return out
 
 

@@ -275,16 +275,18 @@ def render_chapter(df: pd.DataFrame, chapter: str, profile: str, problems: list[
 
 def chapter_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     """Compact display of a chapter's own rows: claim, statistic, role, estimate with CI and units,
-    raw p, the confound-adjusted estimate, and the label **before multiplicity correction**."""
+    raw p, the size-adjusted estimate with its common support ('overlap' / 'extrapolation'), and the
+    label **before multiplicity correction**."""
     out = pd.DataFrame({
         "claim": verdicts["claim"],
         "statistic": verdicts["statistic"] + verdicts["subject"].map(lambda s: f" ({s})" if s else ""),
         "role": verdicts["role"],
         "estimate [95 % CI]": [_interval(r) for _, r in verdicts.iterrows()],
         "p (raw)": verdicts["p_value"].map(fmt_p),
-        "adjusted for confounds": [
-            f"{_num(r['adj_estimate'], r['units'])}, p = {fmt_p(r['adj_p'])}" if r["adj_estimate"] == r["adj_estimate"]
-            else "—" for _, r in verdicts.iterrows()],
+        "size-adjusted": [
+            f"{_num(r['adj_estimate'], r['units'])}, p = {fmt_p(r['adj_p'])}"
+            + (f" ({r['adj_support']})" if isinstance(r.get("adj_support"), str) and r.get("adj_support") else "")
+            if r["adj_estimate"] == r["adj_estimate"] else "—" for _, r in verdicts.iterrows()],
         "label (before multiplicity correction)": verdicts["label"],
     })
     return out.reset_index(drop=True)

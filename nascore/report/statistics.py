@@ -96,7 +96,7 @@ def _s(key, description, units, claim, **kw) -> Statistic:
 
 
 _PCT = dict(floor=0.0, ceiling=100.0)
-_RAD5 = "per-sample ℓ∞ DeepSloth (ε = 8/255) at RAD<5 %"
+_RAD5 = "per-sample ℓ∞ DeepSloth (ε = 0.03125 = 8/256, the artifact's value; the paper's text says 8/255) at RAD<5 %"
 
 _STATISTICS: tuple[Statistic, ...] = (
     # ---------------------------------------------------------------- zoo
@@ -168,27 +168,34 @@ _STATISTICS: tuple[Statistic, ...] = (
        "percentage points", "poisoning.acc_drop", short="accuracy drop at 10 % poison (pp)"),
     # ---------------------------------------------------------------- backdoor
     _s("badnet_asr", "BadNet success rate: share of all stamped test images (target-class images included, as "
-       "the artifact counts) classified as the target class, at the artifact's epoch selection", "percent",
-       "backdoor.asr", short="BadNet ASR (%)", **_PCT),
-    _s("badnet_asr_standard", "BadNet success rate on stamped test images of the non-target classes only",
-       "percent", "backdoor.asr", short="BadNet ASR, target class excluded (%)", **_PCT),
-    _s("badnet_asr_final", "BadNet success rate (artifact counting) at the final fine-tuning epoch", "percent",
-       "backdoor.asr", short="BadNet ASR, final epoch (%)", **_PCT),
-    _s("latent_asr", "latent-backdoor success rate (artifact counting; never run by the artifact)", "percent",
-       "backdoor.asr", short="latent backdoor ASR (%)", **_PCT),
-    _s("imc_asr", "IMC success rate (artifact counting; never run by the artifact)", "percent", "backdoor.asr",
-       short="IMC ASR (%)", **_PCT),
+       "the artifact counts) classified as the target class, at the pre-registered fixed epoch (the profile's "
+       "last fine-tuning epoch)", "percent", "backdoor.asr", short="BadNet ASR (%)", **_PCT),
+    _s("badnet_asr_standard", "BadNet success rate on stamped test images of the non-target classes only "
+       "(fixed epoch)", "percent", "backdoor.asr", short="BadNet ASR, target class excluded (%)", **_PCT),
+    _s("badnet_asr_selected", "BadNet success rate at the artifact's epoch selection (an epoch's ASR is set to 0 "
+       "when it cost more than 3 points of clean accuracy)", "percent", "backdoor.asr",
+       short="BadNet ASR, artifact's epoch rule (%)", **_PCT),
+    _s("latent_asr", "latent-backdoor success rate (artifact counting, fixed epoch; never run by the artifact)",
+       "percent", "backdoor.asr", short="latent backdoor ASR (%)", **_PCT),
+    _s("imc_asr", "IMC success rate (artifact counting, fixed epoch; never run by the artifact)", "percent",
+       "backdoor.asr", short="IMC ASR (%)", **_PCT),
     _s("badnet_cad", "clean-accuracy drop from BadNet injection: clean accuracy before minus after fine-tuning "
-       "(artifact's epoch selection)", "percentage points", "backdoor.cad", short="BadNet CAD (pp)"),
+       "(fixed epoch)", "percentage points", "backdoor.cad", short="BadNet CAD (pp)"),
     _s("trojannn_asr", "TrojanNN success rate (BadNet with the trigger optimised toward the least-activated "
-       "penultimate units; artifact counting and epoch selection)", "percent", "backdoor.trojannn_asr",
+       "penultimate units; artifact counting, fixed epoch)", "percent", "backdoor.trojannn_asr",
        short="TrojanNN ASR (%)", **_PCT),
-    _s("trojannn_cad", "clean-accuracy drop from TrojanNN injection (artifact's epoch selection)",
+    _s("trojannn_cad", "clean-accuracy drop from TrojanNN injection (fixed epoch)",
        "percentage points", "backdoor.trojannn_cad", short="TrojanNN CAD (pp)"),
     # ---------------------------------------------------------------- extraction / membership
-    _s("extraction_ce", "cross entropy H(p_victim, q_thief) on the test set of a same-architecture thief "
-       "trained on the victim's hard labels (argmax, as the artifact's ART loss did) at the profile's largest "
-       "query budget", "nats", "extraction.ce", floor=0.0, short="extraction CE (nats)"),
+    _s("extraction_kl", "imitation part of the extraction cross entropy, KL(p_victim ‖ q_thief) = H(p_victim, "
+       "q_thief) − H(p_victim), on the test set, of a freshly initialised same-architecture thief trained on the "
+       "victim's hard labels (argmax, as the artifact's ART loss did) at the profile's largest query budget", "nats",
+       "extraction.ce", floor=0.0, short="extraction KL (nats)"),
+    _s("extraction_ce", "cross entropy H(p_victim, q_thief) on the test set (the artifact's number: the victim's "
+       "entropy plus the KL), same thieves", "nats", "extraction.ce", floor=0.0, short="extraction CE (nats)"),
+    _s("victim_entropy", "mean entropy H(p_victim) of the victim's softmax on the same test images: the part of "
+       "the cross entropy the victim's confidence sets, whatever the thief does", "nats", "extraction.ce",
+       floor=0.0, short="victim entropy (nats)"),
     _s("extraction_ce_soft", "the same cross entropy for a thief trained on the victim's probability vectors "
        "(soft labels, as the paper describes)", "nats", "extraction.ce", floor=0.0,
        short="extraction CE, soft labels (nats)"),
@@ -198,11 +205,18 @@ _STATISTICS: tuple[Statistic, ...] = (
        "extraction.ce", short="thief accuracy (%)", **_PCT),
     _s("extraction_agreement", "share of test images on which thief and victim predict the same class",
        "percent", "extraction.ce", short="thief–victim agreement (%)", **_PCT),
-    _s("mia_boundary_auc", "ROC AUC of the label-only HopSkipJump boundary-distance attack (L∞ score as the "
-       "artifact computes it; members vs confidence-matched non-members; folded to ≥ 0.5)", "AUC",
-       "membership.auc", floor=0.5, ceiling=1.0, short="label-only MIA AUC"),
-    _s("mia_boundary_auc_l2", "the same attack scored by the L2 distance it optimises (folded to ≥ 0.5)", "AUC",
-       "membership.auc", floor=0.5, ceiling=1.0, short="label-only MIA AUC, L2 score"),
+    _s("mia_boundary_auc", "ROC AUC of the label-only HopSkipJump boundary-distance attack, unfolded (score = L∞ "
+       "distance to the boundary as the artifact computes it, members farther = above 0.5; members vs non-members "
+       "drawn from one confidence band shared by every victim)", "AUC", "membership.auc", floor=0.0, ceiling=1.0,
+       short="label-only MIA AUC"),
+    _s("mia_boundary_auc_folded", "the same AUC folded to max(AUC, 1 − AUC), as the artifact reports it "
+       "(direction-free, so it cannot say which side members lie on)", "AUC", "membership.auc", floor=0.5,
+       ceiling=1.0, short="label-only MIA AUC, folded"),
+    _s("mia_boundary_auc_random", "the same unfolded AUC against random non-members (the first test images of the "
+       "pool, not confidence-matched): the control for the matching", "AUC", "membership.auc", floor=0.0,
+       ceiling=1.0, short="label-only MIA AUC, random non-members"),
+    _s("mia_boundary_auc_l2", "the same attack scored by the L2 distance it optimises (unfolded)", "AUC",
+       "membership.auc", floor=0.0, ceiling=1.0, short="label-only MIA AUC, L2 score"),
     _s("mia_loss_auc", "ROC AUC of the loss-threshold membership attack (Yeom et al. 2018; lower loss = member)",
        "AUC", "membership.score_auc", ceiling=1.0, short="loss-threshold MIA AUC"),
     _s("mia_conf_auc", "ROC AUC of the confidence-threshold membership attack", "AUC", "membership.score_auc",

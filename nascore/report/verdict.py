@@ -8,9 +8,14 @@ Labels (:data:`LABELS`):
   contradict the claim);
 * **inconclusive at this scale** — otherwise: the interval contains the null, p ≥ α, or a group
   has fewer than two units;
-* **not measurable at this scale** — every value sits at the statistic's floor, or every value at
-  its ceiling (e.g. 0 % attack success on every model): no difference can show, so no test is
-  run. Never "inconclusive".
+* **not measurable at this scale** — the claim's measurability gate failed (:mod:`.gates`: the
+  attack was not learned, no membership signal, thieves no better than a constant predictor, exit
+  thresholds outside the claim's range), or more than half the values sit at the statistic's floor
+  or at its ceiling (e.g. 0 % attack success on most models, whether measured or zeroed by a
+  selection rule): the primary cannot measure the claim, so no test decides it. Never "inconclusive".
+* **Confound agreement** — a decisive label ("reproduced" / "not reproduced") of a family
+  comparison also needs the size-adjusted estimate to agree where the families share common support
+  (:mod:`.confounds`); where they disagree the label is "inconclusive at this scale", with the reason.
 * Informational (level) claims: "reproduced" if the interval overlaps the claimed band, else
   "not reproduced"; no p-value.
 
@@ -73,7 +78,10 @@ COLUMNS: Mapping[str, str] = {
     "adj_high": "upper end of the adjusted CI",
     "adj_p": "p-value of the adjusted difference",
     "adj_label": "label the adjusted difference alone would get",
-    "adj_covariates": "confounds in the joint adjustment",
+    "adj_covariates": "covariates fixed before training in the joint adjustment",
+    "adj_support": "'overlap' (each family has ≥ 2 models in the other's covariate range: the adjusted "
+                   "estimate is checked against the raw one) or 'extrapolation' (it decides nothing)",
+    "gate": "the claim's measurability gate on this chapter's data, in words ('' = none beyond the bounds)",
     "seed_sd": "pooled within-architecture seed standard deviation (NaN: no architecture has 2 seeds)",
     "seed_models": "architectures with ≥ 2 seeds behind seed_sd",
     "claimed": "the claim's size or direction, in the primary statistic's units",
@@ -110,16 +118,48 @@ def decide(claim: Claim | str, low: float, high: float, p_value: float | None, a
     return INCONCLUSIVE, direction
 
 
+#: More than this fraction of values at a bound makes a comparison "not measurable at this scale".
+BOUND_SHARE = 0.5
+
+
 def not_measurable(values, floor: float | None, ceiling: float | None) -> str:
-    """``"floor"``/``"ceiling"`` if every value sits at that bound, else ``""``."""
+    """``"floor"``/``"ceiling"`` if more than :data:`BOUND_SHARE` of the finite values sit at that
+    bound (a rule that zeroes most values cannot decide a claim), else ``""``."""
+    from .gates import bound_count
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return ""
     for name, bound in (("floor", floor), ("ceiling", ceiling)):
-        if bound is not None and np.all(np.abs(v - bound) <= 1e-9 * max(1.0, abs(bound))):
+        if bound_count(v, bound) > BOUND_SHARE * v.size:
             return name
     return ""
+
+
+def bound_reason(values, stat) -> str:
+    """The "not measurable" sentence for ``values`` of registered statistic ``stat`` ('' if fewer
+    than half sit at a bound): how many of them sit at which bound."""
+    from .gates import bound_count
+    side = not_measurable(values, stat.floor, stat.ceiling)
+    if not side:
+        return ""
+    limit = stat.floor if side == "floor" else stat.ceiling
+    v = np.asarray(values, float)
+    n = int(np.isfinite(v).sum())
+    k = bound_count(v, limit)
+    which = "every value sits" if k == n else f"{k} of {n} values sit"
+    return (f"{which[0].upper()}{which[1:]} at the statistic's {side} ({stat.fmt(limit)} "
+            f"{unit_words(stat.units)}".rstrip() + "): no difference can show at this scale, so no test decides it.")
+
+
+def confound_agreement(label: str, adj_label: str, support: str) -> tuple[str, str]:
+    """``(label, reason)``: a decisive ``label`` whose size-adjusted estimate, on common support
+    (``support == "overlap"``), gets another label becomes "inconclusive at this scale"; otherwise
+    ``label`` is returned unchanged with reason ''."""
+    if support == "overlap" and adj_label and label in (REPRODUCED, NOT_REPRODUCED) and adj_label != label:
+        return INCONCLUSIVE, (f"The size-adjusted estimate ({adj_label}) does not agree with the raw one "
+                              f"({label}) although the families overlap in size, so the verdict is not decisive.")
+    return label, ""
 
 
 # --------------------------------------------------------------------------- words
@@ -183,7 +223,7 @@ def measured_text(claim: Claim, stat, est: DiffEstimate, p_value: float | None, 
 
 
 def reason_text(claim: Claim, label: str, direction: str, p_value: float | None, alpha: float,
-                groups: tuple[str, str] | None = None) -> str:
+                groups: tuple[str, str] | None = None, profile: str | None = None) -> str:
     if claim.informational:
         where = "overlaps" if label == REPRODUCED else "does not overlap"
         return f"The interval {where} the claimed level {claim.claimed_text()} (a level claim)."
@@ -193,7 +233,13 @@ def reason_text(claim: Claim, label: str, direction: str, p_value: float | None,
         core += "." if label == REPRODUCED else f", but p ≥ {alpha:g}: not significant."
     elif direction == "opposite":
         core = f"The interval lies on the opposite side to the claim ({claimed} was claimed)"
-        core += ": the data contradict it." if label == NOT_REPRODUCED else f", but p ≥ {alpha:g}: not significant."
+        if label != NOT_REPRODUCED:
+            core += f", but p ≥ {alpha:g}: not significant."
+        elif profile and profile != "paper":
+            core += (f": not reproduced at this scale — the data of the `{profile}` profile contradict it; the "
+                     f"full-scale claim itself is not tested here.")
+        else:
+            core += ": the data contradict it."
     elif direction == "unresolved":
         core = f"The interval contains {claim.null:g}: the sign is not resolved at this scale."
     else:
@@ -252,6 +298,7 @@ def apply_holm(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
         r = df.loc[i]
         if math.isfinite(float(r["low"])) and math.isfinite(float(r["high"])):
             final[i] = decide(r["claim"], float(r["low"]), float(r["high"]), float(r["holm_p"]), alpha)[0]
+            final[i] = confound_agreement(final[i], _text(r.get("adj_label")), _text(r.get("adj_support")))[0]
     df["final_label"] = final
     m = int(tested.sum())
     for i in df.index[tested]:
@@ -259,6 +306,11 @@ def apply_holm(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
         if note:
             df.loc[i, "text"] = f"{df.loc[i, 'text']} {note}"
     return df
+
+
+def _text(value) -> str:
+    """A table cell as text: '' for missing values (NaN after a CSV round trip)."""
+    return value if isinstance(value, str) else ""
 
 
 def holm_reach_note(test: str, n_a, n_b, m: int, alpha: float = ALPHA) -> str:

@@ -8,7 +8,11 @@
   **Widening rule** for weakly trained models with too few such images: the band's lower end moves
   away from 1 by a factor of 10 per step (0.999 → 0.99 → 0.9 → 0), then the upper end rises to 1;
   the band actually used is returned and must be reported.
-* :func:`random_indices` — plain random members/non-members for the score-based attacks.
+* :func:`shared_band` — one band for every victim of a comparison: the first band of the widening
+  sequence that holds enough candidates for **all** of them (per-victim widening would give the
+  families different non-member sets by construction).
+* :func:`random_indices` — plain random members/non-members for the score-based attacks and the
+  label-only attack's random-non-member control.
 
 The artifact's numpy seed is 30 (:data:`ARTIFACT_SEED`); the draws here use torch generators, so
 the same seed picks different images than the artifact did.
@@ -21,7 +25,7 @@ import torch
 from ...data import augment_once
 
 __all__ = ["CONFIDENCE_BAND", "ARTIFACT_SEED", "random_indices", "artifact_members", "confidence_matched",
-           "widened_bands"]
+           "widened_bands", "shared_band"]
 
 CONFIDENCE_BAND = (0.999, 0.99999)
 ARTIFACT_SEED = 30
@@ -73,3 +77,16 @@ def confidence_matched(max_prob, n: int, seed: int = ARTIFACT_SEED,
         if ok.sum() >= n:
             return order[ok[order]][:n], (lo, hi)
     raise AssertionError("unreachable: the widest band [0, 1] holds every candidate")
+
+
+def shared_band(max_probs, n: int, band: tuple[float, float] = CONFIDENCE_BAND) -> tuple[float, float]:
+    """The first band of :func:`widened_bands` (from ``band``) holding at least ``n`` candidates for
+    every victim; ``max_probs``: one ``(M,)`` array of max-softmax values per victim. Passed to
+    :func:`confidence_matched` it gives every victim non-members from the same band."""
+    probs = [np.asarray(p, dtype=float) for p in max_probs]
+    if not probs:
+        raise ValueError("shared_band needs the max-softmax values of at least one victim")
+    for lo, hi in widened_bands(band):
+        if all(((p >= lo) & (p <= hi)).sum() >= n for p in probs):
+            return lo, hi
+    raise ValueError(f"fewer than {n} candidates even in [0, 1] for some victim: {[len(p) for p in probs]}")
