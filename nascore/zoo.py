@@ -46,7 +46,7 @@ from .attacks.training import TrainingInputs, Variant
 from .data import CIFAR10, balanced_subset, load_cifar10, sha256_file
 from .fingerprint import code_fingerprint, normalise
 from .io import atomic_write, atomic_write_json
-from .models import build, build_arguments, family, scale_knobs
+from .models import base_architecture, build, build_arguments, family, scale_knobs
 from ._cpu_workarounds import training_threads
 from .parallel import default_workers, map_in_workers
 from .profiles import Profile, get_profile
@@ -354,5 +354,7 @@ def train_many(names, profile: str | Profile | None = None, seeds=(0,), workers:
 
 def _relative_cost(name: str) -> float:
     """Rough training cost order (measured img/s at quick scale, README): slow models first."""
-    slow = {"densenet121": 5.0, "nasnet": 1.5, "amoebanet": 1.5, "enas": 1.4, "bit_r50x1": 1.3}
-    return slow.get(name, 1.0 if family(name) != "manual" else 0.5)
+    slow = {"densenet121": 5.0, "nasnet": 1.5, "amoebanet": 1.5, "enas": 1.4, "bit_r50x1": 1.3,
+            "darts_wide": 3.4, "enas_wide": 4.8}   # the two cells at C=16: their FLOPs against C=8
+    base = name if name in slow else base_architecture(name)
+    return slow.get(base, 1.0 if family(name) != "manual" else 0.5)

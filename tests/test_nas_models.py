@@ -17,29 +17,46 @@ CELL_STATS = dict(darts="2/2/7of8", darts_v1="2/3/7of8", pc_darts="1/1/8of8", sn
 
 
 def test_registry_lists_all_models():
-    nas_like = models.names("nas") + models.names("mitigation")
+    nas_like = [n for n in models.names("nas") + models.names("mitigation") if not models.is_size_variant(n)]
     assert sorted(nas_like) == sorted(PARAM_CHECKSUM_M)
-    assert len(models.names("manual")) == 7 + 3          # the seven CNNs and three size-matched variants
+    n_var = {f: sum(models.family(v) == f for v in models.SIZE_VARIANTS) for f in ("nas", "manual")}
+    assert n_var == {"nas": 2, "manual": 4}
+    assert len(models.names("manual")) == 7 + n_var["manual"]   # the seven CNNs and their size-matched variants
     assert len(models.names("sdn")) == 3
-    assert len(models.names()) == 27
-    assert models.names()[-3:] == list(models.SIZE_VARIANTS)
+    assert len(models.names()) == 24 + len(models.SIZE_VARIANTS)
+    assert models.names()[-len(models.SIZE_VARIANTS):] == list(models.SIZE_VARIANTS)
 
 
 def test_size_variants_build_their_base_architecture_at_their_own_width():
     from nascore.profiles import get_profile
     P = get_profile("quick")
+
+    def n_params(m):
+        return sum(p.numel() for p in models.build(m, **P.scale_for(m)).parameters())
+
+    size = {m: n_params(m) for m in P.models}
     for name, base in models.SIZE_VARIANTS.items():
         assert models.family(name) == models.family(base) and models.base_architecture(name) == base
         assert models.is_size_variant(name) and not models.is_size_variant(base)
+    for name in P.size_matched_models:
+        base = models.base_architecture(name)
+        knob = "width" if models.family(name) == "manual" else "C"
         a = models.build(name, **P.scale_for(name))
-        b = models.build(base, **{**P.scale_for(base), "width": P.scale_for(name)["width"]})
+        b = models.build(base, **{**P.scale_for(base), knob: P.scale_for(name)[knob]})
         assert type(a) is type(b) and [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
-        n_nas = [sum(p.numel() for p in models.build(m, **P.scale_for(m)).parameters()) for m in P.nas_models]
-        assert min(n_nas) <= sum(p.numel() for p in a.parameters()) <= max(n_nas), name   # inside the NAS range
+        if knob == "C":
+            assert models.genotype(name) == models.genotype(base)
+            assert models.cell_stats(name) == models.cell_stats(base)
+        # inside the other family's parameter range: the variants give the size adjustment common support
+        other = [n for m, n in size.items() if (models.family(m) == "manual") != (models.family(name) == "manual")
+                 and models.family(m) != "mitigation"]
+        assert min(other) <= size[name] <= max(other), name
     with pytest.raises(ValueError, match="size_matched_models lists 'resnet18'"):
         P.override(size_matched_models=("resnet18",))
     with pytest.raises(ValueError, match="needs its own width"):
         P.override(size_matched_models=("resnet18_narrow",), model_scale={})
+    with pytest.raises(ValueError, match="needs its own C"):
+        P.override(size_matched_models=("darts_wide",), model_scale={})
     assert len(models.STUDY_NAS) == 10 and "darts_v1" not in models.STUDY_NAS
 
 
@@ -67,7 +84,8 @@ def test_cell_stats_follow_the_genotype_not_a_table():
 def test_one_cell_stats_for_normal_and_reduce_cells():
     from nascore.models import genotypes
 
-    assert models.cell_stats is genotypes.cell_stats
+    assert models.cell_stats("darts") == genotypes.cell_stats("darts")      # one implementation, re-exported
+    assert models.cell_stats("darts_wide") == genotypes.cell_stats("darts")  # a variant has its base cell
     assert not hasattr(genotypes, "normal_cell_stats")
     # DARTS-V2 reduce cell: mp(0)+mp(1); id(2)+mp(1); mp(0)+id(2); id(2)+mp(1)
     assert str(models.cell_stats("darts", cell="reduce")) == "2/3/5of8"

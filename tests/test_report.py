@@ -468,3 +468,23 @@ def test_holm_reach_note_says_when_a_test_cannot_pass_the_first_threshold():
     small = table[table.statistic == "pgd_asr"].iloc[0]                                      # 2/252 > 0.05/8
     assert "Reach: with 5 vs 5 units" in small["text"] and "at least 2 of the other 7" in small["text"]
     assert not table[table.statistic == "linf_auc"].text.str.contains("Reach").any()         # 2/6435 < 0.05/8
+
+
+def test_support_table_counts_models_inside_the_overlap_and_applies_the_variant_floor():
+    import pandas as pd
+
+    from nascore.report.confounds import support_table
+
+    rows = [("darts", "nas", 4e4, 1.5e7, 64), ("enas", "nas", 6.5e4, 2.2e7, 65), ("darts_wide", "nas", 1.3e5, 5e7, 66),
+            ("resnet18", "manual", 1.8e5, 1.8e7, 59), ("vgg13_bn", "manual", 1.6e5, 7.5e6, 54),
+            ("resnet18_narrow", "manual", 4.5e4, 4.5e6, 52), ("dla34_narrow", "manual", 6e4, 7e6, 46),
+            ("diy_deep", "mitigation", 3.7e4, 1.5e7, 64)]
+    df = pd.DataFrame(rows, columns=["model", "family", "params", "flops", "clean_acc"])
+    t = support_table(df).set_index("covariate")
+    p = t.loc["params"]
+    # dla34_narrow (46 % < 50 % floor) and the mitigation are not in the fit
+    assert p["manual range"] == "45k – 180k" and p["overlap"] == "45k – 130k"
+    assert (p["nas inside"], p["manual inside"], p["supported"]) == (2, 1, False)   # enas, darts_wide | resnet18_narrow
+    assert "dla34_narrow" not in p["models inside"] and "diy_deep" not in p["models inside"]
+    f = t.loc["flops"]
+    assert f["overlap"] == "15M – 18M" and (f["nas inside"], f["manual inside"]) == (1, 1) and not f["supported"]

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from ..attacks import NES, PGD, artifact_pgd, asr_at_budget, attack_batches, hits_target
-from ..models import cell_stats, family
+from ..models import cell_stats, family, is_size_variant
 from ..models.predict import predict
 from ..parallel import map_in_workers
 from ..profiles import Profile
@@ -320,8 +320,10 @@ def step_gap(per_model: pd.DataFrame) -> dict:
 def cell_correlations(per_model: pd.DataFrame, values=("pgd_asr", "pgd_asr_argmax", "linf_auc"),
                       seed: int = 0) -> pd.DataFrame:
     """Exploratory: Spearman ρ (bootstrap CI, permutation p) between cell statistics and attack
-    numbers, over the NAS and mitigation cells (manual models have no cell)."""
-    cells = per_model[per_model.family != "manual"].groupby("model").mean(numeric_only=True)
+    numbers, over the NAS and mitigation cells (manual models have no cell; a size-matched variant
+    repeats its base cell and is left out)."""
+    keep = (per_model.family != "manual") & ~per_model.model.map(is_size_variant)
+    cells = per_model[keep].groupby("model").mean(numeric_only=True)
     rows = []
     for stat in ("skips", "depth"):
         for value in values:

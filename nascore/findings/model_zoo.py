@@ -329,7 +329,7 @@ def plot_cell(name: str, ax=None, reduce: bool = False):
     with their operation (red: skip connections), concat nodes outlined in green."""
     import matplotlib.pyplot as plt
 
-    from ..models.genotypes import genotype
+    from ..models import genotype
 
     g = genotype(name)
     pairs, concat = (g.reduce, g.reduce_concat) if reduce else (g.normal, g.normal_concat)

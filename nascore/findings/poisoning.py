@@ -16,7 +16,7 @@ import torch
 
 from .. import zoo
 from ..attacks import RandomLabelPoison
-from ..models import cell_stats, family, names
+from ..models import cell_stats, family, is_size_variant, names
 from ..models.predict import predict
 from ..report.confounds import entry_confounds
 from ..parallel import check_workers
@@ -226,11 +226,11 @@ SMOOTHNESS_COLUMNS = ("gv_init", "gv_trained", "gv_trained_per_param", "top_eig"
 
 def relations(table: pd.DataFrame, values, profile: Profile, seed: int = 0) -> tuple[pd.DataFrame, str]:
     """Spearman ρ (bootstrap CI, permutation p) of each of ``values`` with the cell statistics (depth,
-    skips; over NAS and mitigation cells) and with chapter 3's gradient variance and flatness columns (over
+    skips; over NAS and mitigation cells, size-matched variants left out) and with chapter 3's gradient variance and flatness columns (over
     every model that has both). Exploratory: no claim is judged here. Returns the table and a note."""
     pm = table.groupby("model").mean(numeric_only=True)
     rows = []
-    cells = pm[[family(m) != "manual" for m in pm.index]]
+    cells = pm[[family(m) != "manual" and not is_size_variant(m) for m in pm.index]]   # a variant repeats its cell
     for stat in ("depth", "skips"):
         for v in values:
             if v in cells and stat in cells:

@@ -25,7 +25,8 @@ from torch import nn
 from .._cpu_workarounds import avoid_strided_pointwise_conv
 from .base import BlockNet
 from .darts import DartsNetwork
-from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, cell_stats, genotype
+from . import genotypes as _genotypes
+from .genotypes import EXTRA_NAS_ARCHS, GENOTYPES, MITIGATION_ARCHS, NAS_ARCHS, CellStats, Genotype
 from .sdn_backbones import SDN_BACKBONES
 
 FAMILIES = ("nas", "manual", "mitigation", "sdn")
@@ -54,7 +55,8 @@ SDN_NAMES = ("vgg16_bn", "resnet56", "mobilenet_v1")
 #: base. A variant is never a unit of a raw family comparison (one unit per architecture); it gives
 #: the size-adjusted estimate models of both families at the same size.
 SIZE_VARIANTS: Mapping[str, str] = MappingProxyType({
-    "resnet18_narrow": "resnet18", "vgg13_bn_narrow": "vgg13_bn", "dla34_narrow": "dla34"})
+    "resnet18_narrow": "resnet18", "vgg13_bn_narrow": "vgg13_bn", "dla34_narrow": "dla34",
+    "densenet121_narrow": "densenet121", "darts_wide": "darts", "enas_wide": "enas"})
 
 _FAMILY: dict[str, str] = {
     **{n: "nas" for n in NAS_ARCHS + EXTRA_NAS_ARCHS},
@@ -101,6 +103,17 @@ def is_size_variant(name: str) -> bool:
     return name in SIZE_VARIANTS
 
 
+def genotype(name: str) -> Genotype:
+    """The cell genotype ``name`` builds (a size-matched variant's is its base cell's)."""
+    return _genotypes.genotype(SIZE_VARIANTS.get(name, name))
+
+
+def cell_stats(arch: "str | Genotype", cell: str = "normal") -> CellStats:
+    """:func:`nascore.models.genotypes.cell_stats` of a registered name (a size-matched variant
+    has its base cell's statistics) or a :class:`Genotype`."""
+    return _genotypes.cell_stats(SIZE_VARIANTS.get(arch, arch) if isinstance(arch, str) else arch, cell)
+
+
 def _check_name(name: str) -> None:
     if name not in _FAMILY:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(names())}")
@@ -111,7 +124,8 @@ def _builder(name: str) -> Callable[..., nn.Module]:
         return _manual_builders()[SIZE_VARIANTS.get(name, name)]
     if _FAMILY[name] == "sdn":
         return SDN_BACKBONES[name]
-    return lambda num_classes=10, **scale: DartsNetwork(genotype(name), num_classes=num_classes, **scale)
+    cell = genotype(name)
+    return lambda num_classes=10, **scale: DartsNetwork(cell, num_classes=num_classes, **scale)
 
 
 def scale_knobs(name: str) -> tuple[str, ...]:

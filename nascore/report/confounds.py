@@ -222,6 +222,46 @@ def common_support(covars: pd.DataFrame, is_a) -> dict[str, Support]:
     return out
 
 
+def _si(x: float) -> str:
+    """A count in k / M with three significant digits (44.6k, 12.8M)."""
+    for div, sfx in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{sfx}"
+    return f"{x:.3g}"
+
+
+def support_table(df: pd.DataFrame, covariates=COVARIATES, groups: tuple[str, str] = ("nas", "manual")) -> pd.DataFrame:
+    """The common support of the size adjustment over the models of ``df`` (one row per model and
+    seed, with ``model``, ``family``, the covariates' count columns and ``clean_acc`` %), as
+    :func:`nascore.report.compare.compare_families` fits it (``family`` is looked up when absent, so
+    :func:`model_confounds` of the zoo's entries is a valid input): seeds averaged, the size-matched
+    variants included, those under :data:`SIZE_VARIANT_FLOOR` left out. One row per covariate: each
+    family's range (in the covariate's own units, e.g. parameters, not their log), the overlap, the
+    models of each family inside it and whether it supports the adjustment (≥ :data:`MIN_SUPPORT` each)."""
+    from ..models import family, is_size_variant
+
+    data = df if "family" in df.columns else df.assign(family=df["model"].map(family))
+    data = data[data["family"].isin(groups)]
+    low = data["model"].map(is_size_variant) & (data["clean_acc"] < SIZE_VARIANT_FLOOR)
+    data = data[~low]
+    cols = confound_columns(covariates)
+    units = data.groupby("model").agg({"family": "first", **{c: "mean" for c in cols}})
+    covars = confound_values(units, covariates)
+    is_a = (units["family"] == groups[0]).to_numpy()
+    rows = []
+    for c, sup in common_support(covars, is_a).items():
+        v = covars[c]
+        inside = (v >= sup.overlap[0]) & (v <= sup.overlap[1]) if sup.overlap else v < -np.inf
+        span = (lambda r: f"{_si(10 ** r[0])} – {_si(10 ** r[1])}") if c in _LOG_OF else (
+            lambda r: f"{r[0]:.3g} – {r[1]:.3g}")
+        rows.append({"covariate": _LOG_OF.get(c, c),
+                     f"{groups[0]} range": span(sup.range_a), f"{groups[1]} range": span(sup.range_b),
+                     "overlap": span(sup.overlap) if sup.overlap else "none",
+                     f"{groups[0]} inside": sup.n_a, f"{groups[1]} inside": sup.n_b, "supported": sup.supported,
+                     "models inside": ", ".join(sorted(v.index[inside]))})
+    return pd.DataFrame(rows)
+
+
 def pooled_seed_sd(df: pd.DataFrame, value: str) -> tuple[float, int]:
     """Pooled within-architecture standard deviation of ``value`` across seeds, and the number
     of architectures with ≥ 2 seeds it is pooled over (``(nan, 0)`` if none)."""
