@@ -175,7 +175,7 @@ def test_a_difference_driven_by_size_is_not_decisive_where_the_families_overlap(
     assert row["adj_support"] == "overlap" and row["adj_low"] < 0 < row["adj_high"]
     assert row["adj_label"] == INCONCLUSIVE
     assert row["label"] == INCONCLUSIVE             # raw alone would say NAS lower: size explains it
-    assert "does not agree with the raw one" in row["text"] and "not decisive" in row["text"]
+    assert "does not confirm the raw one" in row["text"] and "not decisive" in row["text"]
     assert row["adj_covariates"] == "log10 parameters, log10 FLOPs per image"
 
 
@@ -267,7 +267,8 @@ def test_a_failed_gate_makes_the_claim_not_measurable_whatever_its_p():
 def test_a_gated_claim_without_its_gate_is_not_measurable():
     row = compare_families(_zoo([50.0, 60.0, 70.0], [1.0, 2.0, 3.0], column="badnet_asr"), "badnet_asr", n_boot=500)
     assert row["label"] == NOT_MEASURABLE and "backdoor_learned) was not computed" in row["text"]
-    assert compare_families(_zoo([50.0, 60.0, 70.0], [1.0, 2.0, 3.0]), "pgd_asr", n_boot=500)["label"] != NOT_MEASURABLE
+    assert compare_families(_zoo([50.0, 60.0, 70.0, 65.0], [1.0, 2.0, 3.0, 4.0]), "pgd_asr",
+                            n_boot=500)["label"] != NOT_MEASURABLE
 
 
 def test_every_gate_of_the_claims_table_exists_and_unknown_ones_are_refused():
@@ -363,9 +364,9 @@ def test_extreme_over_groups_and_single_group_values():
 
 
 def test_text_is_in_the_statistics_own_words_and_units():
-    row = compare_families(_zoo([0.3, 0.2, 0.25], [0.5, 0.6, 0.55], column="extraction_kl"), "extraction_kl",
-                           n_boot=500, covariates=(), mediators=(), gate=_MET)
-    assert "nats" in row["text"] and "hard labels" in row["text"] and "3 NAS and 3 manual models" in row["text"]
+    row = compare_families(_zoo([0.3, 0.2, 0.25, 0.28], [0.5, 0.6, 0.55, 0.58], column="extraction_kl"),
+                           "extraction_kl", n_boot=500, covariates=(), mediators=(), gate=_MET)
+    assert "nats" in row["text"] and "hard labels" in row["text"] and "4 NAS and 4 manual models" in row["text"]
     assert row["size"].startswith(("within", "overlaps", "outside"))
     expl = compare_families(_zoo([1, 2, 3], [4, 5, 6], column="extraction_ce_soft"), "extraction_ce_soft",
                             n_boot=500, covariates=(), mediators=(), gate=_MET)
@@ -393,9 +394,9 @@ def test_apply_holm_uses_adjusted_p_for_primary_rows_only():
 
 # --------------------------------------------------------------------------- verdicts table
 def test_verdict_table_has_the_documented_columns_in_order(tmp_path):
-    row = compare_families(_zoo([10, 11, 12], [1, 2, 3.0]), "pgd_asr", n_boot=500, setting="eps 8/255")
-    unclear = compare_families(_zoo([1.0, 2.0, 3.0], [1.5, 2.5, 2.0], column="badnet_asr"), "badnet_asr", n_boot=500,
-                               covariates=(), mediators=(), gate=_MET)
+    row = compare_families(_zoo([10, 11, 12, 13], [1, 2, 3.0, 4.0]), "pgd_asr", n_boot=500, setting="eps 8/255")
+    unclear = compare_families(_zoo([1.0, 2.0, 3.0, 2.2], [1.5, 2.5, 2.0, 1.8], column="badnet_asr"), "badnet_asr",
+                               n_boot=500, covariates=(), mediators=(), gate=_MET)
     card = verdict_table([row, unclear])
     assert list(card.columns[:len(COLUMNS)]) == list(COLUMNS)
     assert card.loc[1, "label"] == INCONCLUSIVE and card.loc[0, "setting"] == "eps 8/255"
@@ -488,3 +489,20 @@ def test_support_table_counts_models_inside_the_overlap_and_applies_the_variant_
     assert "dla34_narrow" not in p["models inside"] and "diy_deep" not in p["models inside"]
     f = t.loc["flops"]
     assert f["overlap"] == "15M – 18M" and (f["nas inside"], f["manual inside"]) == (1, 1) and not f["supported"]
+
+
+def test_an_exact_test_that_cannot_reach_alpha_is_not_measurable_with_its_reason():
+    import pandas as pd
+
+    from nascore.report import compare
+    from nascore.report.verdict import NOT_MEASURABLE
+
+    # 2 vs 2 training seeds: an exact permutation test gives p >= 1/3 whatever the data
+    df = pd.DataFrame({"model": ["darts", "darts", "diy_deep", "diy_deep"], "seed": [0, 1, 0, 1],
+                       "pgd_asr": [40.0, 42.0, 20.0, 22.0]})
+    row = compare.compare_to_baseline(df, "pgd_asr", "mitigation.evasion_manual_like", "diy_deep", n_boot=500)
+    assert row["label"] == NOT_MEASURABLE and "smallest p this exact test can give is 0.33" in row["text"]
+    assert row["estimate"] == -20.0   # the measurement is still shown
+    assert "0.1" in compare.unreachable_reason("exact permutation", 3, 3, 0.2)      # 2/C(6,3) = 0.1 > 0.05
+    assert compare.unreachable_reason("exact permutation", 4, 4, 0.2) == ""         # 2/70 = 0.029 can reach
+    assert compare.unreachable_reason("McNemar", 1, 1, 0.2) == ""                   # not an exact test

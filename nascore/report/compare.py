@@ -31,7 +31,7 @@ from .confounds import (COVARIATES, MEDIATORS, MIN_RESIDUAL_DF, MIN_SUPPORT, SIZ
                         common_support,
                         confound_columns, confound_values, pooled_seed_sd)
 from .estimators import (N_PERM, DiffEstimate, bootstrap_ci, bootstrap_diff, bootstrap_extreme, bootstrap_p,
-                         mcnemar_test, n_splits, permutation_test, sign_flip_test)
+                         mcnemar_test, n_splits, permutation_test, sign_flip_test, smallest_attainable_p)
 from .statistics import role as _role
 from .statistics import statistic as _statistic
 from .verdict import (ALPHA, INCONCLUSIVE, NOT_MEASURABLE, bound_reason, confound_agreement, decide, fmt_p,
@@ -56,7 +56,8 @@ def _row(claim, stat, role, est: DiffEstimate, p, test, n_text, *, units_of_anal
     ungated = (f"Its pre-registered gate ({', '.join(claim.gates)}) was not computed from this chapter's data, so "
                f"the statistic cannot be read as measuring the claim." if claim.gates and gate is None else "")
     unmeasurable = (incomparable or bound or ungated
-                    or (gate.text if gate is not None and not gate.passed else ""))
+                    or (gate.text if gate is not None and not gate.passed else "")
+                    or unreachable_reason(test, est.n_a, est.n_b, p, alpha))
     if unmeasurable:
         label, direction, reason, p = NOT_MEASURABLE, "n/a", unmeasurable, math.nan
     elif n_min < min_n or not est.has_interval:
@@ -94,6 +95,21 @@ def _row(claim, stat, role, est: DiffEstimate, p, test, n_text, *, units_of_anal
         "claimed": claim.claimed_text(), "size": size, "label": label, "holm_p": math.nan, "final_label": "",
         "text": text,
     }
+
+
+def unreachable_reason(test: str, n_a: int, n_b: int, p, alpha: float = ALPHA) -> str:
+    """The reason an exact test cannot decide at all: its smallest attainable p with these unit
+    counts (:func:`~nascore.report.estimators.smallest_attainable_p`) is above ``alpha``, so no data
+    could make it significant (e.g. 2 vs 2 training seeds: 1/3). '' when it can, or when the test is
+    not exact or gave no p."""
+    if p is None or p != p:
+        return ""
+    floor = smallest_attainable_p(test, n_a, n_b)
+    if floor is None or floor <= alpha:
+        return ""
+    units = f"{int(n_a)} vs {int(n_b)}" if n_b else f"{int(n_a)}"
+    return (f"With {units} units the smallest p this exact test can give is {floor:.2g}, above α = {alpha:g}: no "
+            f"data could make it decide, so it cannot measure the claim at this scale (more units are needed).")
 
 
 def claim_gate(claim: str, table: pd.DataFrame):
@@ -148,7 +164,8 @@ def _adjust_text(claim, stat, raw_label: str, adjusted: dict, supports: dict, su
         where = "; ".join(supports[c].words() for c in joint.covariates if c in supports)
         if support == "overlap":
             adj_label = decide(claim, joint.low, joint.high, joint.p_value, alpha)[0] if math.isfinite(joint.low) else ""
-            agree = "agrees with" if adj_label == raw_label else "does not agree with"
+            agree = ("agrees with" if adj_label == raw_label else
+                     "does not confirm" if adj_label == INCONCLUSIVE else "contradicts")
             parts.append(f" Common support: {where}. The adjusted estimate {agree} the raw one"
                          f"{f' ({adj_label})' if adj_label else ''}.")
         else:

@@ -157,8 +157,10 @@ def confound_agreement(label: str, adj_label: str, support: str) -> tuple[str, s
     (``support == "overlap"``), gets another label becomes "inconclusive at this scale"; otherwise
     ``label`` is returned unchanged with reason ''."""
     if support == "overlap" and adj_label and label in (REPRODUCED, NOT_REPRODUCED) and adj_label != label:
-        return INCONCLUSIVE, (f"The size-adjusted estimate ({adj_label}) does not agree with the raw one "
-                              f"({label}) although the families overlap in size, so the verdict is not decisive.")
+        how = ("does not confirm the raw one (" + label + "): its interval leaves the claimed difference open"
+               if adj_label == INCONCLUSIVE else f"({adj_label}) contradicts the raw one ({label})")
+        return INCONCLUSIVE, (f"The size-adjusted estimate {how}, and the families overlap in size, so by the "
+                              f"agreement rule (Methods) the verdict is not decisive.")
     return label, ""
 
 
