@@ -146,3 +146,14 @@ def test_closing_summary_lists_every_claim_once_with_its_final_verdict(tmp_path)
     assert sum(paper_counts) == sum(card_counts) == len(all_claims())
     evasion = next(line for line in rows if "02_evasion" in line)
     assert "verdict" in evasion and "nan" not in summary.lower()
+
+
+def test_a_not_measurable_headline_names_its_reason():
+    from nascore.report.scorecard import _unmeasurable_why
+
+    assert _unmeasurable_why({"text": "14 of 19 values sit at the statistic's floor (0.000): no difference"}) == \
+        "floor/ceiling"
+    assert _unmeasurable_why({"text": "With 2 vs 2 units the smallest p this exact test can give is 0.33"}) == \
+        "too few units for the test to decide"
+    assert _unmeasurable_why({"text": "Gate not met: the backdoor is learned — 3 of 17 models pass"}) == \
+        "measurability gate not met"

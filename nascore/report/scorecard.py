@@ -139,13 +139,28 @@ def claims_frame(paper: str | None = None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- rendering
+def _unmeasurable_why(r) -> str:
+    """A few words for why a row is "not measurable at this scale", read from the reason its text
+    gives (:func:`nascore.report.compare._row` writes exactly one of these)."""
+    text = str(r.get("text", ""))
+    if "smallest p this exact test can give" in text:
+        return "too few units for the test to decide"
+    if "at the statistic's floor" in text or "at the statistic's ceiling" in text:
+        return "floor/ceiling"
+    if "was not computed from this chapter's data" in text:
+        return "measurability gate not computed"
+    if "Gate not met" in text:
+        return "measurability gate not met"
+    return "see details"
+
+
 def _headline_row(r, claimed: str = "") -> str:
     who = f"{md(r['subject'])}: " if r.get("subject") else ""
     stat = STATISTICS.get(r["statistic"])
     name = md(stat.label if stat else r["statistic"])
     p = f"p = {fmt_p(r.get('p_value'))}, Holm p = {fmt_p(r.get('holm_p'))}"
     if r.get("final_label") == NOT_MEASURABLE:
-        p = "no test (floor/ceiling)"
+        p = f"no test ({_unmeasurable_why(r)})"
     elif r.get("p_value") != r.get("p_value"):
         p = "level claim, no test" if r.get("comparison") == "level" else "no test"
     n_b = r.get("n_b")
