@@ -188,7 +188,8 @@ def test_train_many_in_parallel_workers_matches_profile_overrides(cache_tmp):
     so that afterwards everything loads from the cache without training again."""
     from nascore.profiles import get_profile
 
-    prof = get_profile("smoke", epochs=1, nas_models=("darts", "pc_darts"), manual_models=(), mitigation_models=())
+    prof = get_profile("smoke", epochs=1, nas_models=("darts", "pc_darts"), manual_models=(), mitigation_models=(),
+                       size_matched_models=())
     out = zoo.train_many(prof.models, prof, seeds=(0,), workers=2, progress=False)
     assert set(out) == {("darts", 0), ("pc_darts", 0)}
     assert all(len(tm.record["history"]) == 1 for tm in out.values())
