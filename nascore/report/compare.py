@@ -28,7 +28,7 @@ from scipy.stats import rankdata
 
 from . import claims as _claims
 from .confounds import (COVARIATES, MEDIATORS, MIN_RESIDUAL_DF, MIN_SUPPORT, SIZE_VARIANT_FLOOR, Adjusted, adjust,
-                        common_support,
+                        common_support, variants_below_floor,
                         confound_columns, confound_values, pooled_seed_sd)
 from .estimators import (N_PERM, DiffEstimate, bootstrap_ci, bootstrap_diff, bootstrap_extreme, bootstrap_p,
                          mcnemar_test, n_splits, permutation_test, sign_flip_test, smallest_attainable_p)
@@ -240,11 +240,8 @@ def compare_families(df: pd.DataFrame, statistic: str, claim: str | None = None,
     dropped = int(data[col].isna().sum())
     data = data[data[col].notna()]
     data["_variant"] = data["model"].isin(list(SIZE_VARIANTS))
-    below = []
-    if "clean_acc" in data.columns:   # the pre-registered floor for size-matched variants
-        low = data["_variant"] & (data["clean_acc"] < SIZE_VARIANT_FLOOR)
-        below = sorted(set(data.loc[low, "model"]))
-        data = data[~data["model"].isin(below)]
+    below = variants_below_floor(data)   # the pre-registered floor for size-matched variants
+    data = data[~data["model"].isin(below)]
     study = data[~data["_variant"]]
     raw = study[col].to_numpy(float)
     bound = bound_reason(raw, stat)

@@ -222,6 +222,18 @@ def common_support(covars: pd.DataFrame, is_a) -> dict[str, Support]:
     return out
 
 
+def variants_below_floor(df: pd.DataFrame) -> list[str]:
+    """The size-matched variants (``nascore.models.SIZE_VARIANTS``) of ``df`` (rows with ``model``
+    and ``clean_acc`` %) whose clean accuracy is under :data:`SIZE_VARIANT_FLOOR`: left out of every
+    size-adjusted fit, as pre-registered. ``[]`` when ``df`` has no ``clean_acc``."""
+    from ..models import SIZE_VARIANTS
+
+    if "clean_acc" not in df.columns:
+        return []
+    low = df["model"].isin(list(SIZE_VARIANTS)) & (df["clean_acc"] < SIZE_VARIANT_FLOOR)
+    return sorted(set(df.loc[low, "model"]))
+
+
 def _si(x: float) -> str:
     """A count in k / M with three significant digits (44.6k, 12.8M)."""
     for div, sfx in ((1e6, "M"), (1e3, "k")):
@@ -238,12 +250,11 @@ def support_table(df: pd.DataFrame, covariates=COVARIATES, groups: tuple[str, st
     variants included, those under :data:`SIZE_VARIANT_FLOOR` left out. One row per covariate: each
     family's range (in the covariate's own units, e.g. parameters, not their log), the overlap, the
     models of each family inside it and whether it supports the adjustment (≥ :data:`MIN_SUPPORT` each)."""
-    from ..models import family, is_size_variant
+    from ..models import family
 
     data = df if "family" in df.columns else df.assign(family=df["model"].map(family))
     data = data[data["family"].isin(groups)]
-    low = data["model"].map(is_size_variant) & (data["clean_acc"] < SIZE_VARIANT_FLOOR)
-    data = data[~low]
+    data = data[~data["model"].isin(variants_below_floor(data))]
     cols = confound_columns(covariates)
     units = data.groupby("model").agg({"family": "first", **{c: "mean" for c in cols}})
     covars = confound_values(units, covariates)
