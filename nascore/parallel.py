@@ -65,7 +65,10 @@ def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = No
             if progress:
                 progress(out[-1], time.perf_counter() - t0)
         return out
-    chunks = [list(range(i, min(i + tasks_per_process, len(jobs)))) for i in range(0, len(jobs), tasks_per_process)]
+    # round-robin, not contiguous: callers sort their jobs largest first, and contiguous chunks would put the
+    # largest ``tasks_per_process`` jobs into one process while the other workers finish early and idle
+    n_chunks = -(-len(jobs) // tasks_per_process)
+    chunks = [list(range(i, len(jobs), n_chunks)) for i in range(n_chunks)]
     results: list = [None] * len(jobs)
     for chunk, outputs in _run_chunks_in_processes(fn, jobs, chunks, workers):
         for i, result in zip(chunk, outputs):

@@ -467,7 +467,17 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
                        "resnet18", "dla34", "bit_r50x1", "wide_resnet50_2", "densenet121", "diy_deep", "diy_noskip",
                        "diy_deep_noskip", *_SIZE_MATCHED_QUICK),
         poison_epochs=None, poison_train_per_class=None, poison_test_per_class=None,
-        backdoor_epochs=2, backdoor_train_images=1920, backdoor_test_images=1000, backdoor_poison_scale=12.5,
+        # Backdoor fine-tuning: 3 epochs of 1,920 images (60 SGD steps), the primaries read at the last (pilot
+        # benchmarks/pilot_backdoor_epochs.py, README "Backdoor fine-tuning length"): BadNet's ASR gain over
+        # the clean model after 2 / 3 / 4 epochs was DARTS 31.7 / 42.7 / 65.3, PC-DARTS 47.4 / 66.8 / 73.7,
+        # ResNet-18 43.0 / 61.4 / 78.8, VGG-13-BN 21.3 / 26.2 / 26.8 pp (at 2 epochs the 20-pp gate passed by
+        # 0.1 pp on DenseNet-121); 4 epochs would cost a third more for a gate that 3 already pass. Models: the
+        # chapters 7-8 set (7 NAS cells, 6 manual networks, 3 mitigations) and the two narrow manual variants
+        # (they give the parameter overlap; the C=16 cells cost 3x a cell and are left out).
+        backdoor_models=("snas_mild", "darts", "pdarts", "pc_darts", "sgas", "amoebanet", "enas", "vgg13_bn",
+                         "resnet18", "dla34", "resnext50_32x4d", "densenet121", "bit_r50x1", "diy_deep", "diy_noskip",
+                         "diy_deep_noskip", "resnet18_narrow", "densenet121_narrow"),
+        backdoor_epochs=3, backdoor_train_images=1920, backdoor_test_images=1000, backdoor_poison_scale=12.5,
         trojannn_neurons=(1, 2, 4, 8), neuron_sweep_models=("darts", "resnet18"), latent_imc_models=("darts", "resnet18"),
         latent_samples_per_class=100, latent_epochs=2, imc_inner_iters=2, imc_inner_batches=4,
         chapter_minutes=MappingProxyType({"01_model_zoo": 25, "02_evasion": 10, "03_smoothness": 7,
@@ -518,10 +528,14 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         # ~1.2-1.7 s per image on DARTS C=8 (1 thread, batch of 12-40 images) -> ~50-70 s per NAS model, ~390 core-s
         # in all, + 3,000 forward passes per model for the score-based attacks -> ~3.5 min on 2 workers.
         # Extraction and membership: 7 NAS vs 6 manual architectures, for the same reason as poisoning.
+        # Budgets (pilot benchmarks/pilot_extraction_budget.py, README "Extraction budget"): freshly initialised
+        # thieves after 2 epochs agree with their victim 10.8-15.3 pp above a constant predictor at Q = 2,000
+        # and 24.9-37.9 pp at Q = 8,000 (6 epochs: 49.5-56.8 pp at 3x the cost); the primary is read at 8,000.
+        # The C=16 cells (3x a cell's cost) are left out; the narrow manual variants give the parameter overlap.
         extraction_models=("snas_mild", "darts", "pdarts", "pc_darts", "sgas", "amoebanet", "enas", "vgg13_bn",
                            "resnet18", "dla34", "resnext50_32x4d", "densenet121", "bit_r50x1", "diy_deep",
-                           "diy_noskip", "diy_deep_noskip", *_SIZE_MATCHED_QUICK),
-        extraction_budgets=(500, 1000, 2000), extraction_soft_budgets=(2000,), thief_epochs=2,
+                           "diy_noskip", "diy_deep_noskip", "resnet18_narrow", "densenet121_narrow"),
+        extraction_budgets=(1000, 2000, 8000), extraction_soft_budgets=(2000,), thief_epochs=2,
         extraction_test_images=2000,
         membership_models=("snas_mild", "darts", "pdarts", "pc_darts", "sgas", "amoebanet", "enas", "vgg13_bn",
                            "resnet18", "dla34", "resnext50_32x4d", "densenet121", "bit_r50x1", *_SIZE_MATCHED_QUICK),

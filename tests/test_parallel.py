@@ -20,6 +20,17 @@ def test_results_in_job_order_with_several_jobs_per_process():
     assert sorted(seen) == sorted(out)
 
 
+def _pid_of(_job):
+    return os.getpid()
+
+
+def test_jobs_share_processes_round_robin_so_the_largest_are_spread():
+    """Callers sort jobs largest first: jobs 0 and 1 (the two largest) must not share a process."""
+    pids = map_in_workers(_pid_of, [(i,) for i in range(6)], workers=2, tasks_per_process=3)
+    assert pids[0] != pids[1]
+    assert pids[0] == pids[2] == pids[4] and pids[1] == pids[3] == pids[5]
+
+
 def test_in_process_when_one_worker_and_bad_arguments():
     assert map_in_workers(operator.add, [(1, 2), (3, 4)], workers=1) == [3, 7]
     for bad in (0, -1, 1.5, "2"):
