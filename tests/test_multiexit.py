@@ -364,3 +364,25 @@ def test_a_threshold_at_or_below_one_over_k_is_a_ceiling_not_a_failed_attack():
     main = next(r for r in rows if r["statistic"] == "sloth_linf_min_reduction")
     assert main["estimate"] == pytest.approx(0.7)                  # ResNet-56 decides, not VGG's forced 0
     assert any("VGG" in n and "1/K" in n for n in notes)
+
+
+def test_two_training_seeds_are_units_of_the_verdicts():
+    """With a seed column the backbone's value is the mean over its seeds, the interval resamples the seeds
+    (a seed that kept 10 % vs one that kept 50 % of ResNet-56's efficacy: the interval spans both), and a
+    seed without early exits takes its backbone out of the reduction statistics."""
+    import pandas as pd
+
+    from nascore.findings.deepsloth import verdict_rows
+
+    a, b = _constructed_table(seed=0).assign(seed=0), _constructed_table(seed=1).assign(seed=1)
+    res_b = (b.backbone == "resnet56") & (b.attack == "deepsloth_linf")
+    b.loc[res_b, "eta"] = b.loc[res_b, "eta"] / 0.3 * 0.5       # seed 1 keeps 50 % of ResNet's efficacy
+    rows, notes = verdict_rows(pd.concat([a, b], ignore_index=True), n_boot=400)
+    main = next(r for r in rows if r["statistic"] == "sloth_linf_min_reduction")
+    assert main["estimate"] == pytest.approx(0.6)                  # (0.7 + 0.5) / 2 on ResNet-56
+    assert main["low"] == pytest.approx(0.5) and main["high"] == pytest.approx(0.7)
+    assert "training seeds" in main["units_of_analysis"] and not notes
+    b.loc[(b.backbone == "resnet56") & (b.attack == "clean"), "early"] = False
+    rows, notes = verdict_rows(pd.concat([a, b], ignore_index=True), n_boot=200)
+    main = next(r for r in rows if r["statistic"] == "sloth_linf_min_reduction")
+    assert main["estimate"] == pytest.approx(0.9) and any("ResNet-56 (training seed 1)" in n for n in notes)

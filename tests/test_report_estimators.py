@@ -106,6 +106,26 @@ def test_bootstrap_extreme_picks_the_smallest_group_and_resamples_within_groups(
     assert dist.size == 1000 and abs(np.std(dist) - 0.1 / np.sqrt(200)) < 0.003   # se of group b's mean
 
 
+def test_bootstrap_extreme_seeds_resamples_seeds_then_images():
+    """Two seeds per group: the estimate is the mean of the seeds' statistics, and a seed-level shift
+    (retraining) widens the interval far beyond the image-only standard error."""
+    rng = np.random.default_rng(4)
+    tight = {"a": [rng.normal(1.0, 0.1, 200), rng.normal(1.0, 0.1, 200)],
+             "b": [rng.normal(0.5, 0.1, 200), rng.normal(0.5, 0.1, 200)]}
+    est, per, dist = estimators.bootstrap_extreme_seeds(tight, np.mean, "min", n_boot=1000)
+    assert est.estimate == pytest.approx(np.mean([d.mean() for d in tight["b"]]))
+    assert per["a"] == pytest.approx(np.mean([d.mean() for d in tight["a"]])) and est.n_a == 2 and est.n_b == 2
+    assert est.low < est.estimate < est.high and np.std(dist) < 0.02
+    shifted = {"a": tight["a"], "b": [rng.normal(0.3, 0.1, 200), rng.normal(0.7, 0.1, 200)]}
+    est2, _, dist2 = estimators.bootstrap_extreme_seeds(shifted, np.mean, "min", n_boot=1000)
+    # seed draws {0,0}, {0,1}, {1,1}: the interval spans (about) both seeds' means
+    assert est2.low < 0.32 and est2.high > 0.68 and np.std(dist2) > 0.1
+    with pytest.raises(ValueError, match="at least 2 images per seed"):
+        estimators.bootstrap_extreme_seeds({"a": [np.ones(1)]})
+    with pytest.raises(ValueError, match="no seeds"):
+        estimators.bootstrap_extreme_seeds({"a": []})
+
+
 def test_spearman_matches_scipy_and_exact_permutation():
     rng = np.random.default_rng(3)
     x = rng.normal(size=6)

@@ -30,7 +30,7 @@ from . import claims as _claims
 from .confounds import (COVARIATES, MEDIATORS, MIN_RESIDUAL_DF, MIN_SUPPORT, SIZE_VARIANT_FLOOR, Adjusted, adjust,
                         common_support, variants_below_floor,
                         confound_columns, confound_values, pooled_seed_sd)
-from .estimators import (N_PERM, DiffEstimate, bootstrap_ci, bootstrap_diff, bootstrap_extreme, bootstrap_p,
+from .estimators import (N_PERM, DiffEstimate, bootstrap_ci, bootstrap_diff, bootstrap_extreme, bootstrap_extreme_seeds, bootstrap_p,
                          mcnemar_test, n_splits, permutation_test, sign_flip_test, smallest_attainable_p)
 from .statistics import role as _role
 from .statistics import statistic as _statistic
@@ -409,12 +409,22 @@ def compare_extreme(groups: Mapping[str, np.ndarray], statistic: str, claim: str
     at the claim's null (:func:`nascore.report.estimators.bootstrap_p`)."""
     stat, c, role = _claim_and_role(statistic, claim, "", exploratory)
     which = which or ("max" if c.direction == "less" else "min")
-    est, per_group, dist = bootstrap_extreme(groups, aggregate, which, n_boot, ci, seed)
+    by_seed = all(isinstance(v, (list, tuple)) for v in groups.values())
+    if by_seed:  # {group: [per-image rows of each training seed]}: seeds, then images, resampled
+        est, per_group, dist = bootstrap_extreme_seeds(groups, aggregate, which, n_boot, ci, seed)
+        n_images = min(len(d) for v in groups.values() for d in v)
+    else:
+        est, per_group, dist = bootstrap_extreme(groups, aggregate, which, n_boot, ci, seed)
     p = None if c.informational else bootstrap_p(dist, c.null)
     per = ", ".join(f"{k} {stat.fmt(v)}" for k, v in per_group.items())
-    n_text = (f"the {'smallest' if which == 'min' else 'largest'} of {len(per_group)} groups ({per}); "
-              f"≥ {est.n_a} images per group resampled within groups")
+    extreme = f"the {'smallest' if which == 'min' else 'largest'} of {len(per_group)} groups ({per})"
+    if by_seed:
+        n_text = (f"{extreme}, each the mean over its training seeds; ≥ {est.n_a} seeds per group resampled, then "
+                  f"≥ {n_images} images within each drawn seed")
+        units = f"training seeds per group (the fewest: {est.n_a}), test images within seeds, {len(per_group)} groups"
+    else:
+        n_text = f"{extreme}; ≥ {est.n_a} images per group resampled within groups"
+        units = f"test images per group (the fewest), {len(per_group)} groups"
     row = _row(c, stat, role, est, p, "bootstrap (percentile inversion)", n_text,
-               units_of_analysis=f"test images per group (the fewest), {len(per_group)} groups", setting=setting,
-               alpha=alpha, profile=profile, gate=gate)
+               units_of_analysis=units, setting=setting, alpha=alpha, profile=profile, gate=gate)
     return {**row, "n_b": 0}  # one extreme over groups, not two groups compared: n = the fewest images

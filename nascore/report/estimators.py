@@ -243,6 +243,53 @@ def bootstrap_extreme(groups: Mapping[str, np.ndarray], statistic: Callable = np
             per_group, dist)
 
 
+def bootstrap_extreme_seeds(groups: Mapping[str, list], statistic: Callable = np.mean, which: str = "min",
+                            n_boot: int = 2_000, ci: float = 0.95, seed: int = 0
+                            ) -> tuple[DiffEstimate, dict, np.ndarray]:
+    """:func:`bootstrap_extreme` with two levels of units: each group (a backbone) holds one array per
+    **training seed** (``{name: [rows of seed 0, rows of seed 1, ...]}``, first axis = test images).
+
+    A group's value is the mean over its seeds of ``statistic(rows of that seed)``. Each resample draws
+    the group's seeds with replacement and then, within every drawn seed, its images with replacement
+    (the two-level, or cluster, bootstrap: Davison & Hinkley 1997, §3.8; Field & Welsh 2007), so the
+    interval carries both retraining and image sampling; the extreme over groups is recomputed in every
+    resample. With ``k`` seeds a group's seed draw repeats one seed with probability ``1 − k!/kᵏ``
+    (½ for two), so intervals over two seeds are honest but wide. Written here because
+    ``scipy.stats.bootstrap`` resamples one level only. ``n_a`` is the fewest seeds in a group,
+    ``n_b`` the number of groups.
+    """
+    if which not in ("min", "max"):
+        raise ValueError(f"which must be 'min' or 'max', got {which!r}")
+    if not groups:
+        raise ValueError("groups is empty")
+    _check(ci, n_boot, "n_boot")
+    names = list(groups)
+    data = {k: [np.asarray(d) for d in groups[k]] for k in names}
+    for k, seeds in data.items():
+        if len(seeds) < 1:
+            raise ValueError(f"group {k!r} has no seeds")
+        for d in seeds:
+            if d.ndim == 0 or len(d) < 2:
+                raise ValueError(f"group {k!r} needs at least 2 images per seed, got {d.shape}")
+    per_group = {k: float(np.mean([statistic(d) for d in data[k]])) for k in names}
+    pick = min if which == "min" else max
+    est = pick(per_group.values())
+    rng = np.random.default_rng(seed)
+    dist = np.empty(n_boot)
+    for b in range(n_boot):
+        values = []
+        for k in names:
+            seeds = data[k]
+            drawn = rng.integers(len(seeds), size=len(seeds))
+            values.append(np.mean([statistic(seeds[j][rng.integers(len(seeds[j]), size=len(seeds[j]))])
+                                   for j in drawn]))
+        dist[b] = pick(values)
+    alpha = (1 - ci) / 2
+    low, high = np.nanquantile(dist, [alpha, 1 - alpha])
+    return (DiffEstimate(est, float(low), float(high), min(len(v) for v in data.values()), len(names), ci,
+                         "percentile, seeds then images"), per_group, dist)
+
+
 def bootstrap_p(distribution: np.ndarray, null: float) -> float:
     """Two-sided bootstrap p-value that inverts the percentile interval (about the smallest α at
     which the ``1 − α`` interval excludes ``null``): ``2·(min(#θ* ≤ null, #θ* ≥ null) + 1) / (B + 1)``,
