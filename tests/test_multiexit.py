@@ -386,3 +386,13 @@ def test_two_training_seeds_are_units_of_the_verdicts():
     rows, notes = verdict_rows(pd.concat([a, b], ignore_index=True), n_boot=200)
     main = next(r for r in rows if r["statistic"] == "sloth_linf_min_reduction")
     assert main["estimate"] == pytest.approx(0.9) and any("ResNet-56 (training seed 1)" in n for n in notes)
+
+
+def test_the_paper_operating_point_is_an_exploratory_row():
+    from nascore.findings.deepsloth import PAPER_Q, verdict_rows
+
+    table = _constructed_table()
+    fixed = table[np.isclose(table.rad, 0.05) & table.attack.isin(["clean", "deepsloth_linf"])].assign(rad=0.0, q=PAPER_Q)
+    rows, _ = verdict_rows(table, n_boot=200, fixed_q=fixed)
+    at_q = [r for r in rows if r["statistic"] == "sloth_linf_min_reduction" and "q = 0.8" in r["setting"]]
+    assert len(at_q) == 1 and at_q[0]["role"] == "exploratory" and at_q[0]["estimate"] == pytest.approx(0.7)
