@@ -201,6 +201,15 @@ def bootstrap_ci(values, stat: Callable = np.mean, n_boot: int = 10_000, ci: flo
     return DiffEstimate(est, low, high, int(x.size), 0, ci, used)
 
 
+def _check_extreme(groups, which: str, ci: float, n_boot: int) -> None:
+    """The arguments every extreme-over-groups bootstrap shares, checked before any compute."""
+    if which not in ("min", "max"):
+        raise ValueError(f"which must be 'min' or 'max', got {which!r}")
+    if not groups:
+        raise ValueError("groups is empty")
+    _check(ci, n_boot, "n_boot")
+
+
 def bootstrap_extreme(groups: Mapping[str, np.ndarray], statistic: Callable = np.mean, which: str = "min",
                       n_boot: int = 2_000, ci: float = 0.95, seed: int = 0) -> tuple[DiffEstimate, dict, np.ndarray]:
     """The smallest (``which="min"``) or largest group statistic, with a percentile bootstrap CI.
@@ -214,11 +223,7 @@ def bootstrap_extreme(groups: Mapping[str, np.ndarray], statistic: Callable = np
     not a smooth statistic. Returns ``(estimate, {name: statistic}, bootstrap distribution)``;
     ``n_a`` is the smallest group size and ``n_b`` the number of groups.
     """
-    if which not in ("min", "max"):
-        raise ValueError(f"which must be 'min' or 'max', got {which!r}")
-    if not groups:
-        raise ValueError("groups is empty")
-    _check(ci, n_boot, "n_boot")
+    _check_extreme(groups, which, ci, n_boot)
     names = list(groups)
     data = [np.asarray(groups[k]) for k in names]
     for k, d in zip(names, data):
@@ -258,11 +263,7 @@ def bootstrap_extreme_seeds(groups: Mapping[str, list], statistic: Callable = np
     ``scipy.stats.bootstrap`` resamples one level only. ``n_a`` is the fewest seeds in a group,
     ``n_b`` the number of groups.
     """
-    if which not in ("min", "max"):
-        raise ValueError(f"which must be 'min' or 'max', got {which!r}")
-    if not groups:
-        raise ValueError("groups is empty")
-    _check(ci, n_boot, "n_boot")
+    _check_extreme(groups, which, ci, n_boot)
     names = list(groups)
     data = {k: [np.asarray(d) for d in groups[k]] for k in names}
     for k, seeds in data.items():
