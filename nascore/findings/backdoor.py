@@ -171,7 +171,8 @@ def neuron_sweep(results: dict, profile: Profile) -> pd.DataFrame:
     """TrojanNN ASR/CAD against the number of excited units, for the sweep models."""
     rows = []
     for (prefix, m, s), tm in results.items():
-        if not prefix.startswith("trojannn") or m not in _subset(profile, "neuron_sweep_models"):
+        if not prefix.startswith("trojannn") or m not in _subset(profile, "neuron_sweep_models") \
+                or s not in profile.seeds:  # the sweep runs on the profile's seeds (TrojanNN itself on every seed)
             continue
         k = DEFAULT_NEURONS if prefix == "trojannn" else int(prefix.removeprefix("trojannn_n"))
         met = tm.record["metrics"]
