@@ -181,20 +181,25 @@ def backbone_seeds(P: Profile, seed: int = 0) -> dict[str, tuple[int, ...]]:
     return {n: tuple(seed + s for s in P.seeds_for(n)) for n in P.deepsloth.sdn_models}
 
 
-def evaluate_seeds(P: Profile, seed: int = 0, workers: int | None = None, data=None) -> dict:
-    """:func:`evaluate` for every training seed of every backbone (:func:`backbone_seeds`): the same
-    tables, each with a ``seed`` column; ``latency_inputs`` keyed by ``(backbone, seed)``."""
-    check_profile(P, seed)
+def _evaluate_jobs(P: Profile, jobs: list[tuple[str, int]], workers: int | None, data) -> tuple[dict, list]:
+    """:func:`evaluate_backbone` for every ``(backbone, seed)`` job (in ``workers`` single-threaded
+    processes on the CPU), the tables concatenated; returns ``(tables, per-job latency inputs)``."""
     workers = zoo.default_workers() if workers is None else int(workers)
-    jobs = [(n, s) for n, seeds in backbone_seeds(P, seed).items() for s in seeds]
     if workers > 1 and data is None and zoo.default_device().type == "cpu" and len(jobs) > 1:
         parts = map_in_workers(_worker, [(n, P.to_dict(), s) for n, s in jobs], workers=workers)
     else:
         parts = [evaluate_backbone(n, P, s, data=data) for n, s in jobs]
     out = {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0] if k != "latency_inputs"}
-    out["latency_inputs"] = {job: {k: torch.as_tensor(v) for k, v in p["latency_inputs"].items()}
-                             for job, p in zip(jobs, parts)}
-    return out
+    return out, [{k: torch.as_tensor(v) for k, v in p["latency_inputs"].items()} for p in parts]
+
+
+def evaluate_seeds(P: Profile, seed: int = 0, workers: int | None = None, data=None) -> dict:
+    """:func:`evaluate` for every training seed of every backbone (:func:`backbone_seeds`): the same
+    tables, each with a ``seed`` column; ``latency_inputs`` keyed by ``(backbone, seed)``."""
+    check_profile(P, seed)
+    jobs = [(n, s) for n, seeds in backbone_seeds(P, seed).items() for s in seeds]
+    out, inputs = _evaluate_jobs(P, jobs, workers, data)
+    return {**out, "latency_inputs": dict(zip(jobs, inputs))}
 
 
 def first_seed(run: dict) -> dict:
@@ -208,21 +213,14 @@ def first_seed(run: dict) -> dict:
 
 
 def evaluate(P: Profile, seed: int = 0, workers: int | None = None, data=None) -> dict:
-    """Run :func:`evaluate_backbone` for every backbone of ``P.deepsloth.sdn_models`` (in ``workers``
-    single-threaded processes on the CPU) and concatenate: ``per_image``, ``exits``,
-    ``thresholds``, ``threshold_table``, ``attack_seconds``, ``backbones`` (DataFrames) and
-    ``latency_inputs`` ({backbone: {"clean", "deepsloth_linf"} images})."""
-    check_profile(P)
-    workers = zoo.default_workers() if workers is None else int(workers)
+    """Run :func:`evaluate_backbone` for every backbone of ``P.deepsloth.sdn_models`` with one training
+    ``seed`` (in ``workers`` single-threaded processes on the CPU) and concatenate: ``per_image``,
+    ``fixed_q``, ``exits``, ``thresholds``, ``threshold_table``, ``attack_seconds``, ``backbones``
+    (DataFrames) and ``latency_inputs`` ({backbone: {"clean", "deepsloth_linf"} images})."""
+    check_profile(P, seed)
     names = list(P.deepsloth.sdn_models)
-    if workers > 1 and data is None and zoo.default_device().type == "cpu" and len(names) > 1:
-        parts = map_in_workers(_worker, [(n, P.to_dict(), seed) for n in names], workers=workers)
-    else:
-        parts = [evaluate_backbone(n, P, seed, data=data) for n in names]
-    out = {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0] if k != "latency_inputs"}
-    out["latency_inputs"] = {n: {k: torch.as_tensor(v) for k, v in p["latency_inputs"].items()}
-                             for n, p in zip(names, parts)}
-    return out
+    out, inputs = _evaluate_jobs(P, [(n, seed) for n in names], workers, data)
+    return {**out, "latency_inputs": dict(zip(names, inputs))}
 
 
 def latency(P: Profile, run: dict, seed: int = 0, rad: float = 0.05, data=None) -> pd.DataFrame:
