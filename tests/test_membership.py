@@ -344,6 +344,26 @@ def test_membership_knobs_fail_with_the_valid_range_before_compute():
         membership.chapter_models(get_profile("smoke", membership_models=("darts", "nasnet", "resnet18")))
 
 
+def test_victim_training_knobs_reach_every_victim_and_reference_config():
+    from nascore import zoo
+    from nascore.findings import membership
+    from nascore.profiles import get_profile
+
+    plain = get_profile("smoke")
+    assert membership.victim_overrides(plain) == {} and "zoo's models" in membership.victims_text(plain)
+    P = get_profile("smoke", mia_victim_per_class=12, mia_victim_epochs=3)
+    over = membership.victim_overrides(P)
+    assert over == {"train_per_class": 12, "epochs": 3}
+    cfg, _ = zoo.resolve("darts", P, 0, **over)
+    assert cfg.data["train_per_class"] == 12 and cfg.recipe["epochs"] == 3
+    assert cfg.key() != zoo.resolve("darts", plain, 0)[0].key()  # never the zoo's cached model
+    assert "3 epochs on 12 training images per class" in membership.victims_text(P)
+    with pytest.raises(ValueError, match="mia_victim_epochs.*>= 1"):
+        get_profile("smoke", mia_victim_epochs=0)
+    with pytest.raises(ValueError, match="fewer than the 20 members"):  # 10 x 1 images, checked before training
+        membership.check_parameters(get_profile("smoke", mia_victim_per_class=1))
+
+
 def test_hopskipjump_config_is_plain_and_unchanged_by_a_call():
     a = HopSkipJump(max_iter=1)
     before = a.config()

@@ -78,6 +78,24 @@ def chapter_models(profile: Profile) -> tuple[str, ...]:
     return models
 
 
+def victim_overrides(profile: Profile) -> dict:
+    """Zoo overrides of the victims' training (``mia_victim_per_class``, ``mia_victim_epochs``); empty = the
+    zoo's own models. The same for every victim and for the LiRA references."""
+    knobs = {"train_per_class": profile.membership.mia_victim_per_class, "epochs": profile.membership.mia_victim_epochs}
+    return {k: v for k, v in knobs.items() if v is not None}
+
+
+def victims_text(profile: Profile) -> str:
+    """How this chapter's victims were trained, in words for the page."""
+    over = victim_overrides(profile)
+    if not over:
+        return f"the zoo's models ({profile.epochs} epoch(s) on the profile's training split)"
+    per_class = over.get("train_per_class", profile.train_per_class)
+    images = "all 5,000" if per_class is None else f"{per_class:,}"
+    return (f"trained for this chapter, every one alike: {over.get('epochs', profile.epochs)} epochs on {images} "
+            "training images per class (class-balanced, seeded), the zoo's recipe otherwise")
+
+
 def check_parameters(profile: Profile, n_train: int | None = None, n_test: int = 10_000) -> None:
     """Every knob of this chapter, before any compute."""
     for k in ("mia_samples", "mia_score_samples"):
@@ -89,6 +107,9 @@ def check_parameters(profile: Profile, n_train: int | None = None, n_test: int =
     need = max(profile.membership.mia_samples, profile.membership.mia_score_samples)
     if need > pool:
         raise ValueError(f"mia_pool_images={pool} test images cannot supply {need} non-members")
+    per_class = victim_overrides(profile).get("train_per_class", profile.train_per_class)
+    if n_train is None and per_class is not None:
+        n_train = 10 * per_class  # the victims' class-balanced training split, known before training
     if n_train is not None and need > n_train:
         raise ValueError(f"the training split has {n_train} images, fewer than the {need} members asked for")
     if profile.membership.mia_reference_models == 1:
@@ -117,7 +138,8 @@ def _attack_model(name: str, profile_fields: dict, seed: int, sets: MembershipSe
     the per-image scores for the ROC plots. ``band``: the confidence band every victim's matched
     non-members come from (:func:`nascore.attacks.membership.shared_band`)."""
     t0 = time.perf_counter()
-    entry = zoo.get(name, Profile(**profile_fields), seed=seed, progress=False)
+    profile = Profile(**profile_fields)
+    entry = zoo.get(name, profile, seed=seed, progress=False, **victim_overrides(profile))
     model = entry.model
     data = zoo.dataset()
     train_x, train_y, *_ = zoo.splits(data, zoo.ModelConfig(**entry.record["config"]))
@@ -180,9 +202,10 @@ def train_references(models, profile: Profile, n_train: int, progress: bool = Tr
         return {m: () for m in models}
     variant = HoldOutVariant(profile.membership.mia_score_samples, SCORE_SEED)
     seeds = tuple(REFERENCE_SEED0 + i for i in range(r))
-    small = n_train * profile.epochs * len(models) * r < 20_000  # process start-up would dominate
+    epochs = victim_overrides(profile).get("epochs", profile.epochs)
+    small = n_train * epochs * len(models) * r < 20_000  # process start-up would dominate
     refs = zoo.train_many(models, profile, seeds=seeds, variant=variant, progress=progress,
-                          workers=1 if small else None)
+                          workers=1 if small else None, **victim_overrides(profile))
     return {m: tuple(refs[(m, s)].record["key"] for s in seeds) for m in models}
 
 
@@ -195,7 +218,7 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
     """
     models = chapter_models(profile)
     check_parameters(profile, n_test=len(data.test_y))
-    victims = zoo.train_many(models, profile, seeds=profile.seeds, progress=progress)
+    victims = zoo.train_many(models, profile, seeds=profile.seeds, progress=progress, **victim_overrides(profile))
     configs = {k: zoo.ModelConfig(**e.record["config"]) for k, e in victims.items()}
     if len({str(c.data) for c in configs.values()}) != 1:
         raise ValueError("the models of this chapter were trained on different training splits: one member set "
@@ -275,7 +298,11 @@ def smoothness_correlations(per_model: pd.DataFrame, profile: Profile, values=("
     both = ours.join(smooth[[c for c in SMOOTHNESS_STATS if c in smooth]], how="inner", rsuffix="_ch3")
     rows = [{"smoothness": s, "value": v, **spearman_row(both[s], both[v], seed)}
             for s in SMOOTHNESS_STATS if s in both for v in values if v in both]
-    return pd.DataFrame(rows), f"over the {len(both)} models in both tables"
+    note = f"over the {len(both)} models in both tables"
+    if victim_overrides(profile):
+        note += (" (chapter 3's statistics are of the zoo's weights, this chapter's AUCs of victims trained on "
+                 "a smaller subset for more epochs: an architecture-level comparison)")
+    return pd.DataFrame(rows), note
 
 
 #: Mediators beyond the book's (:data:`nascore.report.MEDIATORS`): membership leaks through
