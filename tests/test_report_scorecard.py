@@ -101,6 +101,15 @@ def test_chapter_table_labels_the_raw_verdict():
     t = chapter_table(verdict_table(rows))
     assert list(t.columns)[-1] == "label (before multiplicity correction)"
     assert t.loc[0, "estimate [95 % CI]"].endswith("percentage points") and t.index.equals(pd.RangeIndex(1))
+    assert t.loc[0, "statistic"] == "pgd_asr"  # one row: nothing to tell apart, no setting appended
+
+
+def test_chapter_table_names_the_setting_only_where_rows_would_look_alike():
+    rows = [compare_families(_zoo("pgd_asr", [30, 31, 32.0], [1, 2, 3.0]), "pgd_asr", n_boot=200, setting=s)
+            for s in ("eps 2/255", "eps 8/255")]
+    rows.append(compare_families(_zoo("nes_asr", [30, 31, 32.0], [1, 2, 3.0]), "nes_asr", n_boot=200, setting="eps 8/255"))
+    t = chapter_table(verdict_table(rows))
+    assert t.statistic.tolist() == ["pgd_asr, eps 2/255", "pgd_asr, eps 8/255", "nes_asr"]
 
 
 @pytest.mark.slow

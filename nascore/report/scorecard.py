@@ -291,10 +291,16 @@ def render_chapter(df: pd.DataFrame, chapter: str, profile: str, problems: list[
 def chapter_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     """Compact display of a chapter's own rows: claim, statistic, role, estimate with CI and units,
     raw p, the size-adjusted estimate with its common support ('overlap' / 'extrapolation'), and the
-    label **before multiplicity correction**."""
+    label **before multiplicity correction**. Rows that claim, statistic and subject alone would not tell
+    apart (the same statistic at two budgets, or on seeds and on images) name their setting too."""
+    subject = verdicts["subject"].fillna("").astype(str)
+    name = verdicts["statistic"] + subject.map(lambda s: f" ({s})" if s else "")
+    ambiguous = pd.Series(list(zip(verdicts["claim"], name))).duplicated(keep=False).to_numpy()
+    setting = verdicts["setting"].fillna("").astype(str) if "setting" in verdicts else pd.Series("", index=verdicts.index)
+    name = [f"{n}, {st}" if amb and st else n for n, st, amb in zip(name, setting, ambiguous)]
     out = pd.DataFrame({
         "claim": verdicts["claim"],
-        "statistic": verdicts["statistic"] + verdicts["subject"].map(lambda s: f" ({s})" if s else ""),
+        "statistic": name,
         "role": verdicts["role"],
         "estimate [95 % CI]": [_interval(r) for _, r in verdicts.iterrows()],
         "p (raw)": verdicts["p_value"].map(fmt_p),
