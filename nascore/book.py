@@ -6,6 +6,10 @@ The notebook is executed into a temporary file first and moved into place only w
 succeeds, so a failing chapter stops the build with its error shown and leaves the chapters
 already executed untouched (the failed notebook is kept in ``book/_failed/`` for inspection).
 
+While a chapter runs, the terminal shows the package's progress lines (:mod:`nascore.progress`: each
+finished training or attack job with an estimate of the time left, prefixed with the chapter) and, on
+a terminal, papermill's cell bar; the executed page stays free of them.
+
 ``python -m nascore.book status`` writes ``book/appendix_status.md`` from the per-chapter run
 records in ``book/_status/`` (profile, wall time, device, git commit, data source) and
 ``book/scorecard.md`` from the verdict tables the chapters saved.
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +28,7 @@ import nbformat
 
 from . import provenance
 from .io import atomic_write_json, atomic_write_text
+from .progress import Follow
 from .profiles import PROFILES
 
 ROOT = provenance.REPO_ROOT
@@ -61,8 +67,12 @@ def run(chapter: str, profile: str, parameters: dict | None = None, kernel: str 
     env_profile = os.environ.get("NASCORE_PROFILE")
     os.environ["NASCORE_PROFILE"] = profile
     try:
-        pm.execute_notebook(str(notebooks / f"{chapter}.ipynb"), str(tmp), parameters=params,
-                            kernel_name=kernel, cwd=str(notebooks), progress_bar=False, log_output=False)
+        # the page gets no logs; the terminal gets papermill's cell bar (on a terminal) and the package's
+        # progress lines (nascore.progress: every finished training/attack job, with the time left)
+        with Follow(Path(tempfile.gettempdir()) / f"nascore-{os.getpid()}-{chapter}.progress", prefix=f"[{chapter}] "):
+            pm.execute_notebook(str(notebooks / f"{chapter}.ipynb"), str(tmp), parameters=params,
+                                kernel_name=kernel, cwd=str(notebooks), progress_bar=sys.stderr.isatty(),
+                                log_output=False)
     except Exception:
         failed = book / "_failed" / f"{chapter}.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)

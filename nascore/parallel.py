@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .progress import eta, note
 from .train import default_device
 
 
@@ -48,22 +49,37 @@ def check_workers(workers: Any) -> int | None:
 
 
 def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = None,
-                   progress: Callable[[Any, float], None] | None = None, tasks_per_process: int = 1) -> list:
+                   progress: Callable[[Any, float], None] | None = None, tasks_per_process: int = 1,
+                   desc: str | None = None) -> list:
     """``[fn(*job) for job in jobs]``, in parallel where that pays (see the module docstring).
 
     ``fn`` must be a module-level function and the jobs picklable. ``progress(result, elapsed)``
-    is called as each job finishes. Results come back in the order of ``jobs``.
+    is called as each job finishes. Results come back in the order of ``jobs``. Each finished job
+    also writes one line (``desc``, default ``fn``'s name: done / total, time left) to the book
+    runner's terminal through :func:`nascore.progress.note` — nothing when no runner listens.
     """
     workers = default_workers() if check_workers(workers) is None else workers
     if tasks_per_process < 1:
         raise ValueError(f"tasks_per_process must be >= 1, got {tasks_per_process}")
     t0 = time.perf_counter()
-    if workers == 1 or len(jobs) <= 1 or default_device().type != "cpu":
+    label = desc or fn.__name__.strip("_").replace("_", " ")
+    done = 0
+
+    def finished(result) -> None:
+        nonlocal done
+        done += 1
+        elapsed = time.perf_counter() - t0
+        note(f"{label}: {eta(done, len(jobs), elapsed)}")
+        if progress:
+            progress(result, elapsed)
+
+    in_process = workers == 1 or len(jobs) <= 1 or default_device().type != "cpu"
+    note(f"{label}: {len(jobs)} job(s) " + ("in this process" if in_process else f"on {min(workers, len(jobs))} workers"))
+    if in_process:
         out = []
         for job in jobs:
             out.append(fn(*job))
-            if progress:
-                progress(out[-1], time.perf_counter() - t0)
+            finished(out[-1])
         return out
     # round-robin, not contiguous: callers sort their jobs largest first, and contiguous chunks would put the
     # largest ``tasks_per_process`` jobs into one process while the other workers finish early and idle
@@ -73,8 +89,7 @@ def map_in_workers(fn: Callable, jobs: Sequence[tuple], workers: int | None = No
     for chunk, outputs in _run_chunks_in_processes(fn, jobs, chunks, workers):
         for i, result in zip(chunk, outputs):
             results[i] = result
-            if progress:
-                progress(result, time.perf_counter() - t0)
+            finished(result)
     return results
 
 

@@ -49,6 +49,7 @@ from .io import atomic_write, atomic_write_json
 from .models import base_architecture, build, build_arguments, family, scale_knobs
 from ._cpu_workarounds import training_threads
 from .parallel import default_workers, map_in_workers
+from .progress import duration, note
 from .profiles import Profile, get_profile
 from .train import CorruptCheckpointError, Recipe, default_device, load_state, train
 
@@ -224,6 +225,7 @@ def cached(kind: str, config: dict, build_model: Callable[[], nn.Module],
         _load_weights(model, p, record)
         return TrainedModel(model.to(device).eval(), record)
     t0 = time.perf_counter()
+    note(f"training {name} seed {config.seed} ({len(inputs.train_y):,} images x {recipe.epochs} epochs, key {config.key()})")
     with training_threads(device):  # a torch CPU bug with odd batches: see nascore._cpu_workarounds
         history, metrics = fit(model, p["state"])
     record = {"kind": kind, "config": normalise(config), "key": key, "history": list(history),
@@ -262,11 +264,13 @@ def get(name: str, profile: str | Profile | None = None, seed: int = 0, device: 
         inputs = variant.inputs(train_x, train_y, config.seed)
     recipe = Recipe(**{k: v for k, v in config.recipe.items() if k in _recipe_fields()})
     t0 = time.perf_counter()
+    note(f"training {name} seed {config.seed} ({len(inputs.train_y):,} images x {recipe.epochs} epochs, key {config.key()})")
     with training_threads(device):  # a torch CPU bug with odd batches: see nascore._cpu_workarounds
         history = train(model, inputs.train_x, inputs.train_y, test_x, test_y, recipe, seed=config.seed,
                         device=device, checkpoint=p["state"], progress=progress, desc=name, frozen=inputs.frozen,
                         batch_transform=inputs.batch_transform)
     wall = time.perf_counter() - t0
+    note(f"trained {name} seed {config.seed} in {duration(wall)}: test acc {100 * history[-1]['test_acc']:.1f} %")
     record = {
         "config": config.to_dict(), "key": config.key(), "family": family(name), "history": list(history),
         "curve": history.curve,
@@ -348,7 +352,7 @@ def train_many(names, profile: str | Profile | None = None, seeds=(0,), workers:
                 print(f"trained {r['model']:>16} seed {r['seed']}: test acc {r['test_acc']:.3f} ({elapsed:.0f} s elapsed)",
                       flush=True)
         map_in_workers(_train_in_worker, [(n, prof.to_dict(), s, variant, overrides) for n, s in missing],
-                       workers=workers, progress=report)
+                       workers=workers, progress=report, desc=f"zoo training ({len(missing)} models)")
     return {(n, s): get(n, prof, seed=s, progress=progress, variant=variant, **overrides) for n, s in jobs}
 
 

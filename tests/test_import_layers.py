@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: ``analysis`` nothing from ``report`` or ``findings``). A part is ``nascore.<name>``.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("nascore._cpu_workarounds", "nascore._torchvision_compat", "nascore.io", "nascore.provenance",
-     "nascore.cifar_archive"),
+     "nascore.cifar_archive", "nascore.progress"),
     ("nascore.data",),
     ("nascore.models",),
     ("nascore.train", "nascore.fingerprint"),
