@@ -225,11 +225,13 @@ def cached(kind: str, config: dict, build_model: Callable[[], nn.Module],
         _load_weights(model, p, record)
         return TrainedModel(model.to(device).eval(), record)
     t0 = time.perf_counter()
-    note(f"training {name} seed {config.seed} ({len(inputs.train_y):,} images x {recipe.epochs} epochs, key {config.key()})")
+    note(f"training {kind} (key {key})")
     with training_threads(device):  # a torch CPU bug with odd batches: see nascore._cpu_workarounds
         history, metrics = fit(model, p["state"])
+    wall = time.perf_counter() - t0
+    note(f"trained {kind} in {duration(wall)}")
     record = {"kind": kind, "config": normalise(config), "key": key, "history": list(history),
-              "metrics": {**metrics, "wall_seconds_this_run": time.perf_counter() - t0},
+              "metrics": {**metrics, "wall_seconds_this_run": wall},
               "provenance": provenance.collect(device, **provenance_extra)}
     return _finish(model, p, record, device)
 

@@ -65,3 +65,21 @@ def test_book_run_shows_progress_on_the_terminal_not_on_the_page(tmp_path, capfd
     assert "[01_demo] " in err and "halfway through" in err
     outputs = [o for c in nbformat.read(executed, as_version=4).cells for o in c.get("outputs", [])]
     assert not any("halfway" in str(o) for o in outputs)  # the line went to the terminal only
+
+
+def test_zoo_trainings_announce_start_and_end(tmp_path, monkeypatch):
+    """Both train-or-load paths of the zoo (a registry model and a generic cached kind) write their lines."""
+    import torch
+
+    from nascore import zoo
+
+    monkeypatch.setenv("NASCORE_CACHE", str(tmp_path / "cache"))
+
+    def fit(model, _checkpoint):
+        return [{"epoch": 1}], {"loss": 0.0}
+
+    out = io.StringIO()
+    with progress.Follow(tmp_path / "p.log", stream=out, interval=0.01):
+        zoo.cached("demo-kind", {"a": 1}, lambda: torch.nn.Linear(2, 2), fit, device="cpu")
+    text = out.getvalue()
+    assert "training demo-kind (key " in text and "trained demo-kind in " in text
