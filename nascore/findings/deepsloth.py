@@ -186,7 +186,8 @@ def _evaluate_jobs(P: Profile, jobs: list[tuple[str, int]], workers: int | None,
     processes on the CPU), the tables concatenated; returns ``(tables, per-job latency inputs)``."""
     workers = zoo.default_workers() if workers is None else int(workers)
     if workers > 1 and data is None and zoo.default_device().type == "cpu" and len(jobs) > 1:
-        parts = map_in_workers(_worker, [(n, P.to_dict(), s) for n, s in jobs], workers=workers)
+        parts = map_in_workers(_worker, [(n, P.to_dict(), s) for n, s in jobs], workers=workers,
+                               desc="SDN backbones (ICs and attacks)")
     else:
         parts = [evaluate_backbone(n, P, s, data=data) for n, s in jobs]
     out = {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0] if k != "latency_inputs"}

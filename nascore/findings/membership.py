@@ -240,7 +240,11 @@ def run(profile: Profile, data, progress: bool = True, workers: int | None = Non
             print(f"{s['model']:>16}: boundary AUC {r['rows'][0]['auc']:.3f}, loss AUC {r['rows'][2]['auc']:.3f}, "
                   f"gap {s['gen_gap']:.1f} pp ({elapsed:.0f} s)", flush=True)
 
-    results = map_in_workers(_attack_model, jobs, 1 if small else workers, report, tasks_per_process=len(jobs))
+    n_workers = 1 if small else (zoo.default_workers() if workers is None else workers)
+    # one process per worker, each attacking its share of the victims (tasks_per_process = len(jobs) made a
+    # single chunk: every victim attacked by one process while the other cores idled)
+    results = map_in_workers(_attack_model, jobs, n_workers, report, tasks_per_process=-(-len(jobs) // n_workers),
+                             desc="membership attacks")
     attacks = pd.DataFrame([row for r in results for row in r["rows"]])
     summary = pd.DataFrame([r["summary"] for r in results])
     conf = pd.DataFrame([{"model": n, "seed": s, "family": family(n), **entry_confounds(e)}
