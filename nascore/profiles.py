@@ -3,8 +3,8 @@
 * ``smoke`` — CI: every notebook end to end in a minute or two on 2 cores (all nine in about
   8 minutes, measured); checks code paths, its numbers mean nothing.
 * ``quick`` — the default on a CPU: narrow networks, one pass over the full CIFAR-10 training set,
-  the full test set. The whole book takes about five hours from scratch on 2 cores,
-  about three with the zoo cached (measured: README "Book run times", the book's status appendix).
+  the full test set. The whole book takes about eight hours from scratch on 2 cores,
+  about two with every model cached (README "Book run times", the book's status appendix).
   Its findings are real measurements, labelled with this scale.
 * ``paper`` — the protocols' settings (C=36, 20 cells, full-width manual models, 200 epochs,
   full data, 1,000 PGD images): a GPU job.
@@ -414,7 +414,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
     ),
     "quick": _profile(
         name="quick",
-        description=("CPU scale (2 cores; the book takes about five hours from scratch, measured: README "
+        description=("CPU scale (2 cores; the book takes about eight hours from scratch: README "
                      "'Book run times'): all 10 NAS "
                      "cells, 7 manual models and 3 mitigations, narrow networks (NAS C=8, 5 cells, no dropout; "
                      "manual width 1/8), one pass over the full 50,000-image training set with a short schedule, "
