@@ -42,7 +42,7 @@ def measure(name: str, per_class: int, epochs: int, n_eval: int) -> dict:
     labels = torch.cat([torch.ones(n_eval), torch.zeros(n_eval)]).numpy()
     scores = membership_scores(logits, y)
     correct = (logits.argmax(1) == y).float()
-    loss_score = scores["loss"] if "loss" in scores else next(iter(scores.values()))
+    loss_score = scores["loss"]
     lo, hi = auc_interval(labels, loss_score, n_boot=2000)
     return {"model": name, "per_class": per_class, "epochs": epochs, "train_images": len(train_y),
             "member_acc": 100 * float(correct[:n_eval].mean()), "test_acc": 100 * tm.record["metrics"]["test_acc"],
